@@ -1,0 +1,46 @@
+# Unit 0.0「ニューラルエンジンの深部」: every workflow of the course.
+# A fresh clone needs only Python 3.11: each target creates .venv from requirements.txt first.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.requirements-installed
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export PYTHONDONTWRITEBYTECODE := 1
+
+.DEFAULT_GOAL := help
+.PHONY: help venv lab release solutions check-release demo test clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "Installing requirements into $(VENV) (first run takes a few minutes)..."
+	@$(PY) -m pip install --disable-pip-version-check -q --upgrade pip > $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
+	@$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt >> $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
+	@touch $@
+
+venv: $(STAMP) ## create or refresh .venv from requirements.txt
+
+lab: $(STAMP) ## open JupyterLab on the student edition (notebooks/), nbgrader extensions enabled
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks
+
+release: $(STAMP) ## source/ -> release/ (nbgrader) and notebooks/; fails on any leaked solution
+	$(PY) -m coursetools.build release
+
+solutions: $(STAMP) ## execute every source notebook -> solutions/ (outputs kept)
+	$(PY) -m coursetools.build solutions
+
+check-release: $(STAMP) ## only the leakage check of release/ and notebooks/
+	$(PY) -m coursetools.leakage
+
+demo: $(STAMP) ## autograde the sample class in examples/, feedback, grades.csv, score table
+	$(PY) -m coursetools.demo
+
+test: $(STAMP) ## the whole test suite (CI runs this)
+	$(PY) -m pytest
+
+clean: ## remove .venv, build scratch and nbgrader state
+	rm -rf $(VENV) build .pytest_cache gradebook.db submitted autograded feedback grades.csv
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

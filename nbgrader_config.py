@@ -1,0 +1,45 @@
+"""nbgrader configuration of Unit 0.0「ニューラルエンジンの深部」.
+
+The course directory is the folder of this file: source/ (masters), release/ (generated).
+Everything nbgrader writes while grading (gradebook.db, submitted/, autograded/, feedback/,
+grades.csv) is machine-local state and is ignored by git.
+"""
+import os
+import sys
+
+from nbgrader.converters import Autograde
+from nbgrader.preprocessors import Execute
+
+c = get_config()  # noqa: F821  (provided by traitlets when this file is loaded)
+
+COURSE_ROOT = os.path.dirname(os.path.abspath(__file__))
+if COURSE_ROOT not in sys.path:
+    sys.path.insert(0, COURSE_ROOT)
+from coursetools.nbgrader_plugins import KeepPointsOnStderr  # noqa: E402
+
+c.CourseDirectory.root = COURSE_ROOT
+c.CourseDirectory.course_id = "neural-engine-unit00"
+c.CourseDirectory.db_url = "sqlite:///" + os.path.join(COURSE_ROOT, "gradebook.db")
+
+# What students see in place of a solution.
+c.ClearSolutions.code_stub = {"python": "# ここにコードを書いてください\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "ここに解答を書いてください。"
+
+# Execution: a per-cell time limit; a runaway cell is interrupted and the rest still runs.
+c.Execute.timeout = 60
+c.Execute.interrupt_on_timeout = True
+
+# A submission whose test cells were deleted gets them back from the gradebook.
+c.OverwriteCells.add_missing_cells = True
+c.OverwriteCells.missing_cell_notification = (
+    "このセル (id:{cell_id}) は提出物から削除されていたため、採点時に nbgrader が元に戻しました。\n\n"
+)
+
+# Bounded output in graded notebooks and feedback.
+c.LimitOutput.max_lines = 300
+c.LimitOutput.max_traceback = 40
+
+# Warnings printed to stderr by correct code must not zero a test cell (see KeepPointsOnStderr).
+_preprocessors = list(Autograde.class_traits()["autograde_preprocessors"].default())
+_preprocessors.insert(_preprocessors.index(Execute) + 1, KeepPointsOnStderr)
+c.Autograde.autograde_preprocessors = _preprocessors
