@@ -1,0 +1,38 @@
+"""nbgrader_config.py loads (nbgrader would silently ignore a broken one) and says what we need."""
+from traitlets.config.loader import PyFileConfigLoader
+
+from conftest import ROOT
+
+
+def load():
+    return PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config()
+
+
+def test_config_loads_and_sets_the_course_policies():
+    c = load()
+    assert c.CourseDirectory.course_id
+    assert "ここにコードを書いてください" in c.ClearSolutions.code_stub["python"]
+    assert "raise NotImplementedError()" in c.ClearSolutions.code_stub["python"]
+    assert c.Execute.timeout > 0 and c.Execute.interrupt_on_timeout is True
+    assert c.OverwriteCells.add_missing_cells is True
+    assert c.LimitOutput.max_lines > 0 and c.LimitOutput.max_traceback > 0
+    names = [p.__name__ for p in c.Autograde.autograde_preprocessors]
+    assert names.index("KeepPointsOnStderr") == names.index("Execute") + 1
+    assert names.index("KeepPointsOnStderr") < names.index("SaveAutoGrades")
+
+
+def test_stderr_relabelling_only_touches_grade_cells():
+    import nbformat
+    from coursetools.nbgrader_plugins import KeepPointsOnStderr
+
+    def cell(grade):
+        c = nbformat.v4.new_code_cell("x")
+        c.metadata["nbgrader"] = {"grade": grade, "solution": False, "grade_id": "g", "points": 1}
+        c.outputs = [nbformat.v4.new_output("stream", name="stderr", text="RuntimeWarning\n")]
+        return c
+
+    graded, ungraded = cell(True), cell(False)
+    KeepPointsOnStderr().preprocess_cell(graded, {}, 0)
+    KeepPointsOnStderr().preprocess_cell(ungraded, {}, 0)
+    assert graded.outputs[0]["name"] == "stdout" and graded.outputs[0]["text"] == "RuntimeWarning\n"
+    assert ungraded.outputs[0]["name"] == "stderr"

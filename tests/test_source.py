@@ -1,0 +1,83 @@
+"""The nbgrader masters in source/: clean, well-formed, and following the notebook anatomy."""
+import ast
+import re
+
+from conftest import ASSIGNMENTS, ROOT, is_answer_cell, is_test_cell, nbgrader_meta
+
+JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
+
+
+def test_there_are_assignments():
+    assert ASSIGNMENTS, "source/ holds no assignment"
+    for name in ASSIGNMENTS:
+        assert re.fullmatch(r"7[0-6]_[a-z_]+", name), f"unexpected assignment name {name}"
+
+
+def test_committed_without_outputs(source_nb, assignment):
+    dirty = [i for i, c in enumerate(source_nb.cells)
+             if c.cell_type == "code" and (c.outputs or c.execution_count is not None)]
+    assert not dirty, f"{assignment}: code cells {dirty} keep outputs; clear them before committing"
+
+
+def test_anatomy(source_nb, assignment):
+    number = assignment[:2]
+    first = source_nb.cells[0]
+    assert first.cell_type == "markdown" and first.source.startswith(f"# Notebook {number}: "), \
+        "the first cell must start with '# Notebook NN: 日本語タイトル'"
+    assert re.search(r"^## [A-Za-z]", first.source, re.M), "the English title (##) is missing"
+    markdown = "\n".join(c.source for c in source_nb.cells if c.cell_type == "markdown")
+    for heading in ("このノートブックの位置づけ", "学習目標", "前提知識", "目次", "まとめ"):
+        assert heading in markdown, f"{assignment}: section '{heading}' is missing"
+    code = "\n".join(c.source for c in source_nb.cells if c.cell_type == "code")
+    assert "import matplotlib_fontja" in code, "the setup cell must import matplotlib_fontja"
+    assert "Hiragino" not in code and "Arial Unicode" not in code, "macOS-only fonts do not render on Linux"
+
+
+def test_table_of_contents_links_resolve(source_nb, assignment):
+    markdown = "\n".join(c.source for c in source_nb.cells if c.cell_type == "markdown")
+    links = re.findall(r"\]\(#([^)]+)\)", markdown)
+    anchors = set(re.findall(r'<a id="([^"]+)"></a>', markdown))
+    assert links, f"{assignment}: the table of contents has no links"
+    assert set(links) <= anchors, f"{assignment}: links without a target: {sorted(set(links) - anchors)}"
+
+
+def test_nbgrader_cells(source_nb, assignment):
+    ids = [nbgrader_meta(c)["grade_id"] for c in source_nb.cells if nbgrader_meta(c)]
+    assert len(ids) == len(set(ids)), f"{assignment}: duplicate grade_id"
+    answers = [c for c in source_nb.cells if is_answer_cell(c)]
+    tests = [c for c in source_nb.cells if is_test_cell(c)]
+    assert answers and tests, f"{assignment}: no graded exercise"
+    for cell in answers:
+        assert "### BEGIN SOLUTION" in cell.source and "### END SOLUTION" in cell.source, \
+            f"{assignment}/{cell.metadata.nbgrader.grade_id}: answer cell without a solution region"
+    for cell in tests:
+        meta = nbgrader_meta(cell)
+        assert meta["locked"] and meta["points"] > 0, f"{meta['grade_id']}: test cells are locked and worth points"
+        visible, _, hidden = cell.source.partition("### BEGIN HIDDEN TESTS")
+        assert hidden and "### END HIDDEN TESTS" in hidden, f"{meta['grade_id']}: no hidden tests"
+        assert "assert" in visible, f"{meta['grade_id']}: no visible test"
+
+
+def test_every_assert_explains_itself_in_japanese(source_nb, assignment):
+    for cell in source_nb.cells:
+        if not is_test_cell(cell):
+            continue
+        for node in ast.walk(ast.parse(cell.source)):
+            if isinstance(node, ast.Assert):
+                where = f"{cell.metadata.nbgrader.grade_id} line {node.lineno}"
+                assert node.msg is not None, f"{where}: assert without a message"
+                assert JAPANESE.search(ast.unparse(node.msg)), f"{where}: the message must be in Japanese"
+
+
+def test_hidden_tests_do_not_call_student_helpers(source_nb, assignment):
+    """Hidden tests derive expectations themselves: never via the notebook's checkers."""
+    helpers = ("gradient_check(", "numerical_gradient(", "backward_pass(", "forward_pass(")
+    for cell in source_nb.cells:
+        if is_test_cell(cell):
+            hidden = cell.source.split("### BEGIN HIDDEN TESTS", 1)[1]
+            used = [h for h in helpers if re.search(r"(?<![\w.])" + re.escape(h), hidden)]
+            assert not used, f"{cell.metadata.nbgrader.grade_id}: hidden tests call {used}"
+
+
+def test_solution_notebooks_exist_for_every_source():
+    assert sorted(p.stem for p in (ROOT / "solutions").glob("*.ipynb")) == ASSIGNMENTS
