@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lab release solutions check-release demo test clean
+.PHONY: help venv lab release solutions check-release demo test bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ demo: $(STAMP) ## autograde the sample class in examples/, feedback, grades.csv,
 
 test: $(STAMP) ## the whole test suite (CI runs this)
 	$(PY) -m pytest
+
+bench: $(STAMP) ## wall time to execute each notebook top to bottom (median of 3 runs)
+	$(PY) -m coursetools.bench
 
 clean: ## remove .venv, build scratch and nbgrader state
 	rm -rf $(VENV) build .pytest_cache gradebook.db submitted autograded feedback grades.csv
