@@ -37,3 +37,16 @@ def test_grades_csv_and_feedback(demo):
 
 def test_demo_runs_outside_the_repository(demo):
     assert ROOT not in demo["course"].resolve().parents, "the demo must grade in a scratch copy"
+
+
+def test_sample_class_is_tracked_by_git():
+    """A .gitignore pattern once hid examples/submitted/: CI then had no sample class at all."""
+    import subprocess
+
+    listed = subprocess.run(["git", "ls-files", "--others", "--ignored", "--exclude-standard", "examples"],
+                            cwd=ROOT, capture_output=True, text=True)
+    if listed.returncode != 0:
+        import pytest
+        pytest.skip("not a git checkout")
+    ignored = [p for p in listed.stdout.splitlines() if p.endswith(".ipynb") or p.endswith(".json")]
+    assert not ignored, f"sample-class files ignored by git (they would be missing in CI): {ignored}"
