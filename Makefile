@@ -23,8 +23,8 @@ $(STAMP): requirements.txt
 
 venv: $(STAMP) ## create or refresh .venv from requirements.txt
 
-lab: $(STAMP) ## open JupyterLab on the student edition (notebooks/), nbgrader extensions enabled
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks
+lab: $(STAMP) ## open JupyterLab on the student edition (notebooks/), nbgrader extensions enabled (extra flags: LAB_ARGS=...)
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 release: $(STAMP) ## source/ -> release/ (nbgrader) and notebooks/; fails on any leaked solution
 	$(PY) -m coursetools.build release
