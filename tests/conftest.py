@@ -1,9 +1,12 @@
 """Shared fixtures: the expensive steps (a fresh release build, the sample-class autograde)
-run once per session and are shared by every test that needs them."""
+run once per session, in the background, and are shared by every test that needs them."""
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -35,22 +38,59 @@ def is_answer_cell(cell) -> bool:
     return nbgrader_meta(cell).get("solution", False)
 
 
-@pytest.fixture(scope="session")
-def fresh_build(tmp_path_factory):
-    """release/ and notebooks/ built from source/ right now, in a temporary folder."""
+# The two slow, independent jobs (a fresh release build and the sample-class autograde) start in
+# background threads as soon as collection shows they are needed; they spend their time waiting on
+# nbgrader subprocesses and kernels, so on 2 cores they overlap with the validator and nbval tests.
+# Tests that need the autograde result are moved to the end of the run.
+_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="slow-fixture")
+_jobs: dict = {}
+_scratch = Path(tempfile.mkdtemp(prefix="course-tests-"))
+
+
+def _start(name, fn):
+    if name not in _jobs:
+        _jobs[name] = _pool.submit(fn)
+    return _jobs[name]
+
+
+def _build_release():
     from coursetools.build import build_release
 
-    out = tmp_path_factory.mktemp("fresh-release")
+    out = _scratch / "fresh-release"
     build_release(out=out)
     return out
 
 
-@pytest.fixture(scope="session")
-def demo(tmp_path_factory):
-    """The sample class autograded in a scratch course (what `make demo` does)."""
+def _run_demo():
     from coursetools.demo import run_demo
 
-    return run_demo(tmp_path_factory.mktemp("demo") / "course", verbose=False)
+    return run_demo(_scratch / "demo", verbose=False)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    uses = lambda item, name: name in getattr(item, "fixturenames", ())
+    if any(uses(i, "demo") for i in items):
+        _start("demo", _run_demo)
+    if any(uses(i, "fresh_build") for i in items):
+        _start("fresh_build", _build_release)
+    items.sort(key=lambda item: uses(item, "demo"))  # stable: demo-dependent tests last
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _pool.shutdown(wait=True)
+    shutil.rmtree(_scratch, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def fresh_build():
+    """release/ and notebooks/ built from source/ right now, in a temporary folder."""
+    return _start("fresh_build", _build_release).result()
+
+
+@pytest.fixture(scope="session")
+def demo():
+    """The sample class autograded in a scratch course (what `make demo` does)."""
+    return _start("demo", _run_demo).result()
 
 
 @pytest.fixture(scope="session")
