@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lab release solutions check-release demo test bench bench-digits clean
+.PHONY: help venv lab release solutions check-release demo test test-browser browser-deps bench bench-digits clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -40,6 +40,27 @@ demo: $(STAMP) ## autograde the sample class in examples/, feedback, grades.csv,
 
 test: $(STAMP) ## the whole test suite (CI runs this)
 	$(PY) -m pytest
+
+test-browser: $(STAMP) browser-deps ## JupyterLab + nbgrader extensions driven in headless Chromium (screenshots: build/screenshots)
+	$(PY) -m pytest browser_tests
+
+# Chromium from the OS packages (Playwright never downloads a browser here) and a Japanese font,
+# so that screenshots are legible. Installed when run as root; otherwise a clear message.
+browser-deps:
+	@if [ -z "$$CHROMIUM" ] && ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing Chromium and a Japanese font from the OS packages..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-ipaexfont >/dev/null; \
+	  else \
+	    echo "make test-browser needs Chromium. Install it with: sudo apt-get install chromium fonts-ipaexfont" >&2; \
+	    echo "(or point CHROMIUM=/path/to/chrome at an installed Chrome/Chromium)" >&2; exit 1; \
+	  fi; \
+	fi
+	@if command -v fc-list >/dev/null 2>&1 && [ -z "$$(fc-list :lang=ja)" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-ipaexfont >/dev/null; \
+	  else echo "note: no Japanese font installed; screenshots will show boxes (sudo apt-get install fonts-ipaexfont)" >&2; fi; \
+	fi
 
 bench: $(STAMP) ## wall time to execute each notebook top to bottom (median of 3 runs)
 	$(PY) -m coursetools.bench
