@@ -37,6 +37,7 @@ def test_formgrader_lists_assignments_and_scores(page, course_lab):
     rows = frame.locator("tbody tr")
     frame.locator("td", has_text="aoki").first.wait_for(timeout=30_000)
     text = {student: rows.filter(has_text=student).first.inner_text() for student in ("aoki", "baba", "chiba")}
-    for student, score in (("aoki", "10 / 10"), ("baba", "0 / 10"), ("chiba", "6 / 10")):
+    for student, name, score in (("aoki", "青木", "10 / 10"), ("baba", "馬場", "0 / 10"), ("chiba", "千葉", "6 / 10")):
         assert score in text[student], f"{student}: the autograded score {score} is not shown ({text[student]!r})"
+        assert name in text[student], f"{student}: the name {name} from examples/students.csv is not shown"
     screenshot(page, "instructor-formgrader-submissions")

@@ -2,7 +2,8 @@
 
     python -m coursetools.demo [--workdir build/demo]
 
-Steps: generate the assignments (fills the gradebook), copy examples/submitted/ in, autograde,
+Steps: import examples/students.csv (names), generate the assignments (fills the gradebook), copy
+examples/submitted/ in, autograde,
 generate feedback, export grades.csv, print a score table per student and assignment.
 """
 from __future__ import annotations
@@ -59,6 +60,8 @@ def run_demo(workdir: Path, examples: Path = ROOT / "examples", verbose: bool = 
             shutil.rmtree(folder)
     names = submitted_assignments(course)
     say = print if verbose else (lambda *a, **k: None)
+    if (examples / "students.csv").is_file():  # names for the formgrader and grades.csv
+        nbgrader(["db", "student", "import", str(examples / "students.csv")], course)
     for name in names:
         start = time.perf_counter()
         nbgrader(["generate_assignment", name, "--force"], course)

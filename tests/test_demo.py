@@ -30,6 +30,9 @@ def test_grades_csv_and_feedback(demo):
         rows = list(csv.DictReader(f))
     expected_rows = {(s, a) for s, per in demo["scores"].items() for a in per}
     assert {(r["student_id"], r["assignment"]) for r in rows} >= expected_rows
+    with open(ROOT / "examples" / "students.csv", newline="", encoding="utf-8") as f:
+        names = {r["id"]: r["last_name"] for r in csv.DictReader(f)}
+    assert all(r["last_name"] == names[r["student_id"]] for r in rows), "student names from students.csv are missing"
     for student, assignment in expected_rows:
         html = course / "feedback" / student / assignment / f"{assignment}.html"
         assert html.is_file(), f"no feedback for {student}/{assignment}"
