@@ -7,15 +7,15 @@ grades.csv) is machine-local state and is ignored by git.
 import os
 import sys
 
-from nbgrader.converters import Autograde
-from nbgrader.preprocessors import Execute
+from nbgrader.converters import Autograde, GenerateFeedback
+from nbgrader.preprocessors import ClearHiddenTests, Execute
 
 c = get_config()  # noqa: F821  (provided by traitlets when this file is loaded)
 
 COURSE_ROOT = os.path.dirname(os.path.abspath(__file__))
 if COURSE_ROOT not in sys.path:
     sys.path.insert(0, COURSE_ROOT)
-from coursetools.nbgrader_plugins import KeepPointsOnStderr  # noqa: E402
+from coursetools.nbgrader_plugins import ConciseFailures, KeepPointsOnStderr  # noqa: E402
 
 c.CourseDirectory.root = COURSE_ROOT
 c.CourseDirectory.course_id = "neural-engine-unit00"
@@ -43,3 +43,9 @@ c.LimitOutput.max_traceback = 40
 _preprocessors = list(Autograde.class_traits()["autograde_preprocessors"].default())
 _preprocessors.insert(_preprocessors.index(Execute) + 1, KeepPointsOnStderr)
 c.Autograde.autograde_preprocessors = _preprocessors
+
+# Feedback released to students shows neither the hidden tests nor tracebacks quoting them: a failing
+# test cell shows its Japanese message only (autograded/ keeps everything for instructors).
+c.GenerateFeedback.preprocessors = [ClearHiddenTests, ConciseFailures] + list(
+    GenerateFeedback.class_traits()["preprocessors"].default()
+)

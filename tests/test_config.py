@@ -19,6 +19,8 @@ def test_config_loads_and_sets_the_course_policies():
     names = [p.__name__ for p in c.Autograde.autograde_preprocessors]
     assert names.index("KeepPointsOnStderr") == names.index("Execute") + 1
     assert names.index("KeepPointsOnStderr") < names.index("SaveAutoGrades")
+    feedback = [p.__name__ for p in c.GenerateFeedback.preprocessors]
+    assert feedback[:2] == ["ClearHiddenTests", "ConciseFailures"] and "GetGrades" in feedback
 
 
 def test_stderr_relabelling_only_touches_grade_cells():
@@ -36,3 +38,21 @@ def test_stderr_relabelling_only_touches_grade_cells():
     KeepPointsOnStderr().preprocess_cell(ungraded, {}, 0)
     assert graded.outputs[0]["name"] == "stdout" and graded.outputs[0]["text"] == "RuntimeWarning\n"
     assert ungraded.outputs[0]["name"] == "stderr"
+
+
+def test_concise_failures_keep_only_the_message_of_graded_cells():
+    import nbformat
+    from coursetools.nbgrader_plugins import ConciseFailures
+
+    def cell(grade):
+        c = nbformat.v4.new_code_cell("assert False")
+        c.metadata["nbgrader"] = {"grade": grade, "solution": False, "grade_id": "g", "points": 1}
+        c.outputs = [nbformat.v4.new_output("error", ename="AssertionError", evalue="勾配が違います",
+                                            traceback=["---", "_hidden = 1.234  # 隠しテストの行", "AssertionError"])]
+        return c
+
+    graded, ungraded = cell(True), cell(False)
+    ConciseFailures().preprocess_cell(graded, {}, 0)
+    ConciseFailures().preprocess_cell(ungraded, {}, 0)
+    assert graded.outputs[0]["traceback"] == ["AssertionError: 勾配が違います"]
+    assert len(ungraded.outputs[0]["traceback"]) == 3

@@ -1,7 +1,12 @@
 """End to end: autograding the sample class gives exactly the intended score per student and cell."""
 import csv
+import html
+import re
+
+import nbformat
 
 from conftest import ROOT, ASSIGNMENTS
+from coursetools.common import source_notebook
 
 
 def test_scores_per_student_and_cell(demo, expected_scores):
@@ -53,3 +58,35 @@ def test_sample_class_is_tracked_by_git():
         pytest.skip("not a git checkout")
     ignored = [p for p in listed.stdout.splitlines() if p.endswith(".ipynb") or p.endswith(".json")]
     assert not ignored, f"sample-class files ignored by git (they would be missing in CI): {ignored}"
+
+
+HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS[ \t]*\n(.*?)^[ \t]*### END HIDDEN TESTS", re.M | re.S)
+
+
+def hidden_only_lines(assignment):
+    nb = nbformat.read(source_notebook(assignment), as_version=4)
+    inside, outside = set(), set()
+    for cell in nb.cells:
+        inside |= {line.strip() for m in HIDDEN.finditer(cell.source) for line in m.group(1).splitlines()}
+        outside |= {line.strip() for line in HIDDEN.sub("", cell.source).splitlines()}
+    return {line for line in inside - outside if len(line) >= 8 and not line.startswith("#")}
+
+
+def plain_text(path):
+    """The text of a feedback HTML page with tags removed (code is split into highlighting spans)."""
+    return html.unescape(re.sub(r"<[^>]+>", "", path.read_text(encoding="utf-8")))
+
+
+def test_feedback_hides_the_hidden_tests_but_explains_failures(demo):
+    """Released feedback must not give the hidden tests away, and must say what went wrong, in Japanese."""
+    course = demo["course"]
+    for student, per in demo["scores"].items():
+        for assignment in per:
+            text = plain_text(course / "feedback" / student / assignment / f"{assignment}.html")
+            assert "BEGIN HIDDEN TESTS" not in text, f"{student}/{assignment}: hidden tests are in the feedback"
+            known = "\n".join(c.source for c in nbformat.read(
+                ROOT / "examples" / "submitted" / student / assignment / f"{assignment}.ipynb", as_version=4).cells)
+            leaked = [line for line in hidden_only_lines(assignment) if line in text and line not in known]
+            assert not leaked, f"{student}/{assignment}: hidden test code in the feedback: {leaked[:3]}"
+    chiba = plain_text(course / "feedback" / "chiba" / "73_backprop_scalar" / "73_backprop_scalar.html")
+    assert "Tanh の逆伝播が数値微分と一致しません" in chiba, "a failing hidden test must show its Japanese message"
