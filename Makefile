@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lab release solutions check-release demo test test-browser browser-deps bench bench-digits clean
+.PHONY: help venv lab release solutions check-release demo redflags test test-browser browser-deps bench bench-digits clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ check-release: $(STAMP) ## only the leakage check of release/ and notebooks/
 
 demo: $(STAMP) ## autograde the sample class in examples/, feedback, grades.csv, score table
 	$(PY) -m coursetools.demo
+
+redflags: $(STAMP) ## report submissions with cheat patterns or broken files (SUBMISSIONS=dir, default submitted/ or examples/submitted/)
+	@$(PY) -m coursetools.redflags $(SUBMISSIONS) || test $$? -eq 1
 
 test: $(STAMP) ## the whole test suite (CI runs this)
 	$(PY) -m pytest

@@ -1,0 +1,142 @@
+"""Report submissions that need an instructor's eye before (or after) autograding.
+
+    python -m coursetools.redflags [SUBMITTED_DIR]      (default: submitted/ if present, else examples/submitted/)
+
+Reads every <student>/<assignment>/*.ipynb below SUBMITTED_DIR as text and JSON; runs nothing.
+Each finding names the student, the file, the cell and the reason. Exit status: 0 when nothing is
+flagged, 1 when something is (so it can gate a grading script), 2 on bad usage.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from .common import ROOT, assignments
+
+# (pattern, reason) pairs searched in the code cells a student can edit.
+CHEATS = [
+    (r"\b(np|numpy)\s*\.\s*(allclose|isclose|array_equal|testing(\s*\.\s*\w+)?)\s*=(?!=)",
+     "NumPy's comparison or testing functions are replaced"),
+    (r"\b(math\s*\.\s*isclose|builtins\s*\.\s*\w+|__builtins__)\b\s*(\[.*\])?\s*=(?!=)",
+     "a built-in or math function is replaced"),
+    (r"^\s*(abs|float|int|isinstance|len|sum|max|min|all|any|print)\s*=(?!=)",
+     "a built-in name is rebound"),
+    (r"\bdef\s+__eq__\s*\(", "an __eq__ method is defined (objects that compare equal to anything)"),
+    (r"\b(sys\s*\.\s*exit|os\s*\.\s*_exit|os\s*\.\s*kill|os\s*\.\s*abort)\s*\(|^\s*(exit|quit)\s*\(",
+     "the kernel or process is stopped"),
+    (r"gradebook|sqlite3|autograded/|/source/|release/", "grader files or the gradebook are accessed"),
+    (r"\bdef\s+_grader_\w+|\b_grader_\w+\s*=", "a grader-internal name (_grader_...) is defined"),
+    (r"\b(setrecursionlimit|signal\s*\.\s*(alarm|signal)|resource\s*\.\s*setrlimit)\b",
+     "process limits or signals are changed"),
+]
+COMPILED = [(re.compile(p, re.MULTILINE), reason) for p, reason in CHEATS]
+
+
+@dataclass
+class Finding:
+    student: str
+    assignment: str
+    file: str
+    cell: str
+    reason: str
+
+    def line(self) -> str:
+        return f"{self.student:<12} {self.assignment:<24} {self.file:<32} {self.cell:<24} {self.reason}"
+
+
+def reference_cells(assignment: str) -> dict:
+    """grade_id -> (cell type, source, is locked test cell) of the release: what the students received."""
+    nb = nbformat.read(ROOT / "release" / assignment / f"{assignment}.ipynb", as_version=4)
+    result = {}
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if "grade_id" in meta:
+            locked_test = meta.get("grade", False) and not meta.get("solution", False)
+            result[meta["grade_id"]] = (cell.cell_type, cell.source, locked_test)
+    return result
+
+
+def check_notebook(path: Path, student: str, assignment: str, known: set[str]) -> list[Finding]:
+    def flag(cell: str, reason: str) -> Finding:
+        return Finding(student, assignment, path.name, cell, reason)
+
+    if assignment not in known:
+        return [flag("-", f"unknown assignment folder '{assignment}' (known: {', '.join(sorted(known))})")]
+    if path.name != f"{assignment}.ipynb":
+        return [flag("-", f"the notebook is named '{path.name}', not '{assignment}.ipynb' "
+                          "(a renamed copy is not graded: rename it before autograding)")]
+    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        nb = nbformat.reads(text, as_version=4)
+    except Exception as exc:  # truncated JSON, not a notebook at all, ...
+        return [flag("-", f"not a readable notebook ({type(exc).__name__}: {str(exc).splitlines()[0][:80]}); "
+                          "ask the student to download it again")]
+    findings = []
+    expected = reference_cells(assignment)
+    seen: dict[str, int] = {}
+    for index, cell in enumerate(nb.cells):
+        meta = cell.metadata.get("nbgrader", {})
+        gid = meta.get("grade_id")
+        where = gid or f"cell {index}"
+        if gid:
+            seen[gid] = seen.get(gid, 0) + 1
+            if gid in expected:
+                cell_type, source, locked_test = expected[gid]
+                if cell.cell_type != cell_type:
+                    findings.append(flag(where, f"a {cell_type} cell was changed into a {cell.cell_type} cell"))
+                elif locked_test and cell.source.strip() != source.strip():
+                    findings.append(flag(where, "the test cell was edited (autograde restores it; look at why)"))
+            else:
+                findings.append(flag(where, "a cell with an unknown grade_id"))
+        if cell.cell_type != "code" or (gid in expected and expected[gid][2]):
+            continue  # only code a student can edit is searched for cheats
+        for pattern, reason in COMPILED:
+            if pattern.search(cell.source):
+                findings.append(flag(where, reason))
+    for gid, count in seen.items():
+        if count > 1:
+            findings.append(flag(gid, f"the cell appears {count} times (copy-pasted cell with the same id)"))
+    for gid, (_, _, locked_test) in expected.items():
+        if locked_test and gid not in seen:
+            findings.append(flag(gid, "the test cell was deleted (autograde puts it back)"))
+    return findings
+
+
+def scan(submitted: Path) -> list[Finding]:
+    known = set(assignments())
+    findings = []
+    for folder in sorted(p for p in submitted.glob("*/*") if p.is_dir()):
+        student, assignment = folder.parent.name, folder.name
+        notebooks = sorted(folder.glob("*.ipynb"))
+        if not notebooks:
+            findings.append(Finding(student, assignment, "-", "-", "no notebook in the submission folder"))
+        for path in notebooks:
+            findings.extend(check_notebook(path, student, assignment, known))
+    return findings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    default = ROOT / "submitted" if (ROOT / "submitted").is_dir() else ROOT / "examples" / "submitted"
+    parser.add_argument("submitted", nargs="?", type=Path, default=default)
+    args = parser.parse_args(argv)
+    if not args.submitted.is_dir():
+        print(f"no such folder: {args.submitted}", file=sys.stderr)
+        return 2
+    findings = scan(args.submitted)
+    count = len({(f.student, f.assignment) for f in findings})
+    print(f"red flags in {args.submitted}: {len(findings)} finding(s) in {count} submission(s)")
+    if findings:
+        print(f"{'student':<12} {'assignment':<24} {'file':<32} {'cell':<24} reason")
+        for finding in findings:
+            print(finding.line())
+    return 1 if findings else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
