@@ -14,10 +14,14 @@ import nbformat
 from .common import ROOT, assignments, source_notebook
 
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
-REGION = re.compile(
-    r"^[ \t]*### BEGIN (SOLUTION|HIDDEN TESTS)[ \t]*\n(.*?)^[ \t]*### END \1[ \t]*$",
-    re.MULTILINE | re.DOTALL,
-)
+KINDS = ("SOLUTION", "HIDDEN TESTS")
+
+
+def region_pattern(kinds=KINDS):
+    """Matches a whole `### BEGIN <kind>` ... `### END <kind>` region; group 2 is its body."""
+    alternatives = "|".join(re.escape(kind) for kind in kinds)
+    return re.compile(rf"^[ \t]*### BEGIN ({alternatives})[ \t]*\n(.*?)^[ \t]*### END \1[ \t]*$",
+                      re.MULTILINE | re.DOTALL)
 MIN_LEN = 8  # shorter lines ("else:", "return y") carry no solution on their own
 
 
@@ -25,12 +29,13 @@ def _sources(nb) -> list[str]:
     return [cell.source for cell in nb.cells]
 
 
-def secret_lines(source_nb) -> set[str]:
-    """Lines that exist only inside solution / hidden-test regions of the source notebook."""
+def secret_lines(source_nb, kinds=KINDS) -> set[str]:
+    """Lines that exist only inside the given kinds of regions (default: solutions and hidden tests)."""
+    region = region_pattern(kinds)
     secret, public = set(), set()
     for text in _sources(source_nb):
-        inside = {line.strip() for m in REGION.finditer(text) for line in m.group(2).splitlines()}
-        outside = {line.strip() for line in REGION.sub("", text).splitlines()}
+        inside = {line.strip() for m in region.finditer(text) for line in m.group(2).splitlines()}
+        outside = {line.strip() for line in region.sub("", text).splitlines()}
         secret |= inside
         public |= outside
     return {line for line in secret - public if len(line) >= MIN_LEN and not line.startswith("#")}

@@ -6,6 +6,7 @@ import re
 import nbformat
 
 from conftest import ROOT, ASSIGNMENTS
+from coursetools import leakage
 from coursetools.common import source_notebook
 
 
@@ -60,16 +61,8 @@ def test_sample_class_is_tracked_by_git():
     assert not ignored, f"sample-class files ignored by git (they would be missing in CI): {ignored}"
 
 
-HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS[ \t]*\n(.*?)^[ \t]*### END HIDDEN TESTS", re.M | re.S)
-
-
 def hidden_only_lines(assignment):
-    nb = nbformat.read(source_notebook(assignment), as_version=4)
-    inside, outside = set(), set()
-    for cell in nb.cells:
-        inside |= {line.strip() for m in HIDDEN.finditer(cell.source) for line in m.group(1).splitlines()}
-        outside |= {line.strip() for line in HIDDEN.sub("", cell.source).splitlines()}
-    return {line for line in inside - outside if len(line) >= 8 and not line.startswith("#")}
+    return leakage.secret_lines(nbformat.read(source_notebook(assignment), as_version=4), kinds=("HIDDEN TESTS",))
 
 
 def plain_text(path):
