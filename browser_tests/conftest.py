@@ -28,6 +28,8 @@ CHROMIUM_ARGS = [  # no sandbox as root; no background traffic on a machine with
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from coursetools.common import venv_env  # noqa: E402
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -51,8 +53,7 @@ def jupyter_lab(root: Path, workdir: Path, config: str = "", cwd: Path | None = 
     conf = workdir / "jupyter-config"
     conf.mkdir(parents=True, exist_ok=True)
     (conf / "nbgrader_config.py").write_text("c = get_config()\n" + config, encoding="utf-8")
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(conf), JUPYTER_RUNTIME_DIR=str(workdir / "runtime"),
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    env = venv_env(JUPYTER_CONFIG_DIR=str(conf), JUPYTER_RUNTIME_DIR=str(workdir / "runtime"))
     log = workdir / f"lab-{port}.log"
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
            f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",

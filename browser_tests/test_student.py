@@ -43,7 +43,7 @@ def test_run_all_renders_figures_and_validate_succeeds_then_fails(page, student_
     run_all(page, min_executed=3)
     assert image_output_count(page) >= 3, "the figures of 73 did not render after Run All"
 
-    cell = replace_cell_source(page, "def build_branching_graph", ANSWER_83)
+    replace_cell_source(page, "def build_branching_graph", ANSWER_83)
     run_cells_from_editor(page, 3)  # answer cell, its try-out cell, its test cell
     assert page.locator(".jp-CodeCell", has_text="演習 8.3 のテスト").locator(".jp-OutputArea").inner_text().find(
         "演習 8.3 の見えるテストに合格しました") >= 0, "the visible tests of 8.3 did not pass in the browser"

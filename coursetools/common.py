@@ -21,6 +21,29 @@ def source_notebook(name: str, root: Path = ROOT) -> Path:
     return root / "source" / name / f"{name}.ipynb"
 
 
+def release_notebook(name: str, root: Path = ROOT) -> Path:
+    return root / "release" / name / f"{name}.ipynb"
+
+
+def nbgrader_meta(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def is_test_cell(cell) -> bool:
+    """A locked, graded test cell (autograded tests), as opposed to an answer cell."""
+    meta = nbgrader_meta(cell)
+    return bool(meta.get("grade", False) and not meta.get("solution", False) and cell.cell_type == "code")
+
+
+def is_answer_cell(cell) -> bool:
+    return bool(nbgrader_meta(cell).get("solution", False))
+
+
+def venv_env(**extra) -> dict:
+    """The current environment with the virtual environment's bin/ first on PATH (nbgrader calls alembic)."""
+    return dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **extra)
+
+
 def make_scratch_course(dest: Path, root: Path = ROOT) -> Path:
     """Copy what nbgrader needs (config, plugins, source/) into dest so the repo stays clean."""
     dest = Path(dest)
@@ -38,10 +61,9 @@ def nbgrader(args: list[str], course: Path, quiet: bool = True) -> subprocess.Co
     An ERROR line counts as failure even with exit code 0: nbgrader logs a broken
     nbgrader_config.py as an ERROR and then carries on *without* the whole config.
     """
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     proc = subprocess.run(
         [sys.executable, "-m", "nbgrader", *args],
-        cwd=course, env=env, text=True, capture_output=True,
+        cwd=course, env=venv_env(), text=True, capture_output=True,
     )
     log = proc.stdout + proc.stderr
     if proc.returncode != 0 or "| ERROR]" in log:

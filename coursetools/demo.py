@@ -17,7 +17,7 @@ from pathlib import Path
 
 from nbgrader.api import Gradebook
 
-from .common import ROOT, assignments, make_scratch_course, nbgrader
+from .common import ROOT, make_scratch_course, nbgrader
 
 
 def submitted_assignments(course: Path) -> list[str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import nbformat
 
-from .common import ROOT, assignments, source_notebook
+from .common import ROOT, assignments, release_notebook, source_notebook
 
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
 KINDS = ("SOLUTION", "HIDDEN TESTS")
@@ -55,7 +55,7 @@ def find_leaks(student_path: Path, secrets: set[str]) -> list[str]:
 
 
 def student_editions(name: str, root: Path) -> list[Path]:
-    return [root / "release" / name / f"{name}.ipynb", root / "notebooks" / f"{name}.ipynb"]
+    return [release_notebook(name, root), root / "notebooks" / f"{name}.ipynb"]
 
 
 def check(root: Path = ROOT, source_root: Path = ROOT) -> list[str]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import nbformat
 
-from .common import ROOT, assignments
+from .common import ROOT, assignments, is_test_cell, nbgrader_meta, release_notebook
 
 # (pattern, reason) pairs searched in the code cells a student can edit.
 CHEATS = [
@@ -51,14 +51,9 @@ class Finding:
 
 def reference_cells(assignment: str) -> dict:
     """grade_id -> (cell type, source, is locked test cell) of the release: what the students received."""
-    nb = nbformat.read(ROOT / "release" / assignment / f"{assignment}.ipynb", as_version=4)
-    result = {}
-    for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if "grade_id" in meta:
-            locked_test = meta.get("grade", False) and not meta.get("solution", False)
-            result[meta["grade_id"]] = (cell.cell_type, cell.source, locked_test)
-    return result
+    nb = nbformat.read(release_notebook(assignment), as_version=4)
+    return {nbgrader_meta(cell)["grade_id"]: (cell.cell_type, cell.source, is_test_cell(cell))
+            for cell in nb.cells if "grade_id" in nbgrader_meta(cell)}
 
 
 def check_notebook(path: Path, student: str, assignment: str, known: set[str]) -> list[Finding]:
@@ -80,8 +75,7 @@ def check_notebook(path: Path, student: str, assignment: str, known: set[str]) -
     expected = reference_cells(assignment)
     seen: dict[str, int] = {}
     for index, cell in enumerate(nb.cells):
-        meta = cell.metadata.get("nbgrader", {})
-        gid = meta.get("grade_id")
+        gid = nbgrader_meta(cell).get("grade_id")
         where = gid or f"cell {index}"
         if gid:
             seen[gid] = seen.get(gid, 0) + 1

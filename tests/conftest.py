@@ -16,7 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from coursetools.common import assignments, source_notebook  # noqa: E402
+from coursetools.common import (  # noqa: E402,F401  (re-exported for the test modules)
+    assignments, is_answer_cell, is_test_cell, nbgrader_meta, release_notebook, source_notebook,
+)
 
 ASSIGNMENTS = assignments()
 
@@ -24,18 +26,6 @@ ASSIGNMENTS = assignments()
 def read_nb(path: Path):
     return nbformat.read(path, as_version=4)
 
-
-def nbgrader_meta(cell) -> dict:
-    return cell.metadata.get("nbgrader", {})
-
-
-def is_test_cell(cell) -> bool:
-    meta = nbgrader_meta(cell)
-    return meta.get("grade", False) and not meta.get("solution", False) and cell.cell_type == "code"
-
-
-def is_answer_cell(cell) -> bool:
-    return nbgrader_meta(cell).get("solution", False)
 
 
 # The two slow, independent jobs (a fresh release build and the sample-class autograde) start in

@@ -5,8 +5,8 @@
 from nbgrader.validator import Validator
 from traitlets.config import Config
 
-from conftest import ROOT, is_test_cell, read_nb
-from coursetools.common import source_notebook
+from conftest import is_test_cell, read_nb
+from coursetools.common import release_notebook, source_notebook
 
 
 def validate(path, invert):
@@ -23,7 +23,7 @@ def test_source_passes_every_test_cell(assignment):
 
 
 def test_blank_release_fails_every_test_cell(assignment):
-    path = ROOT / "release" / assignment / f"{assignment}.ipynb"
+    path = release_notebook(assignment)
     assert any(is_test_cell(c) for c in read_nb(path).cells)
     result = validate(path, invert=True)
     passed = [r["source"].splitlines()[0] for r in result.get("passed", [])]

@@ -6,12 +6,13 @@ import pytest
 
 from conftest import ROOT
 from coursetools import redflags
+from coursetools.common import release_notebook
 
 A = "73_backprop_scalar"
 
 
 def release():
-    return nbformat.read(ROOT / "release" / A / f"{A}.ipynb", as_version=4)
+    return nbformat.read(release_notebook(A), as_version=4)
 
 
 def with_answer(code):
@@ -84,7 +85,7 @@ def hostile_class(tmp_path_factory):
     nbformat.write(release(), renamed / f"{A} (1).ipynb")
     truncated = root / "truncated" / A
     truncated.mkdir(parents=True)
-    text = (ROOT / "release" / A / f"{A}.ipynb").read_text(encoding="utf-8")
+    text = release_notebook(A).read_text(encoding="utf-8")
     (truncated / f"{A}.ipynb").write_text(text[: len(text) // 2], encoding="utf-8")
     honest = root / "honest" / A
     honest.mkdir(parents=True)

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import ASSIGNMENTS, ROOT, read_nb
 from coursetools import leakage
-from coursetools.common import source_notebook
+from coursetools.common import release_notebook, source_notebook
 
 
 def files_under(base: Path, folder: str) -> dict:
@@ -32,7 +32,7 @@ def test_fresh_build_leaks_nothing(fresh_build):
 
 
 def test_release_keeps_the_visible_tests_and_stubs(assignment):
-    released = read_nb(ROOT / "release" / assignment / f"{assignment}.ipynb")
+    released = read_nb(release_notebook(assignment))
     source = read_nb(source_notebook(assignment))
     assert len(released.cells) == len(source.cells)
     text = "\n".join(c.source for c in released.cells)
@@ -49,12 +49,12 @@ def test_leakage_check_catches_a_leak(tmp_path):
     source = read_nb(source_notebook(name))
     secrets = leakage.secret_lines(source)
     assert secrets, "no secret lines found in the source: the detector would be blind"
-    released = read_nb(ROOT / "release" / name / f"{name}.ipynb")
+    released = read_nb(release_notebook(name))
     planted = tmp_path / "planted.ipynb"
     released.cells[-1].source += "\n" + sorted(secrets)[0]
     nbformat.write(released, planted)
     assert leakage.find_leaks(planted, secrets), "a planted solution line was not detected"
-    released = read_nb(ROOT / "release" / name / f"{name}.ipynb")
+    released = read_nb(release_notebook(name))
     released.cells[-1].source += "\n### BEGIN HIDDEN TESTS"
     nbformat.write(released, planted)
     assert leakage.find_leaks(planted, secrets), "a planted hidden-test marker was not detected"
