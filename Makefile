@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lab release solutions check-release demo redflags test test-browser browser-deps bench bench-digits clean
+.PHONY: help venv lab release solutions check-release demo redflags mutation test test-browser browser-deps bench bench-digits clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ demo: $(STAMP) ## autograde the sample class in examples/, feedback, grades.csv,
 
 redflags: $(STAMP) ## report submissions with cheat patterns or broken files (SUBMISSIONS=dir, default submitted/ or examples/submitted/)
 	@$(PY) -m coursetools.redflags $(SUBMISSIONS) || test $$? -eq 1
+
+mutation: $(STAMP) ## mutate every solution region, grade each mutant, report kill rates per notebook/exercise (about 1-2 min)
+	$(PY) -m coursetools.mutation
 
 test: $(STAMP) ## the whole test suite (CI runs this)
 	$(PY) -m pytest

@@ -53,8 +53,11 @@ def test_nbgrader_cells(source_nb, assignment):
     for cell in tests:
         meta = nbgrader_meta(cell)
         assert meta["locked"] and meta["points"] > 0, f"{meta['grade_id']}: test cells are locked and worth points"
-        visible, _, hidden = cell.source.partition("### BEGIN HIDDEN TESTS")
-        assert hidden and "### END HIDDEN TESTS" in hidden, f"{meta['grade_id']}: no hidden tests"
+        hidden = re.findall(r"### BEGIN HIDDEN TESTS\n.*?### END HIDDEN TESTS", cell.source, flags=re.S)
+        assert hidden, f"{meta['grade_id']}: no hidden tests"
+        assert cell.source.count("### BEGIN HIDDEN TESTS") == cell.source.count("### END HIDDEN TESTS") == len(hidden), \
+            f"{meta['grade_id']}: unbalanced hidden-test markers"
+        visible = re.sub(r"### BEGIN HIDDEN TESTS\n.*?### END HIDDEN TESTS", "", cell.source, flags=re.S)
         assert "assert" in visible, f"{meta['grade_id']}: no visible test"
 
 
