@@ -32,7 +32,7 @@ def read_nb(path: Path):
 # background threads as soon as collection shows they are needed; they spend their time waiting on
 # nbgrader subprocesses and kernels, so on 2 cores they overlap with the validator and nbval tests.
 # Tests that need the autograde result are moved to the end of the run.
-_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="slow-fixture")
+_pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="slow-fixture")
 _jobs: dict = {}
 _scratch = Path(tempfile.mkdtemp(prefix="course-tests-"))
 
@@ -57,13 +57,22 @@ def _run_demo():
     return run_demo(_scratch / "demo", verbose=False)
 
 
+def _run_corpus():
+    from coursetools.corpus import autograde_packed
+
+    return autograde_packed(_scratch / "corpus")
+
+
+SLOW = {"demo": _run_demo, "corpus_autograde": _run_corpus, "fresh_build": _build_release}
+
+
 def pytest_collection_modifyitems(session, config, items):
     uses = lambda item, name: name in getattr(item, "fixturenames", ())
-    if any(uses(i, "demo") for i in items):
-        _start("demo", _run_demo)
-    if any(uses(i, "fresh_build") for i in items):
-        _start("fresh_build", _build_release)
-    items.sort(key=lambda item: uses(item, "demo"))  # stable: demo-dependent tests last
+    for name, job in SLOW.items():
+        if any(uses(i, name) for i in items):
+            _start(name, job)
+    # stable sort: tests that wait for an autograde run last
+    items.sort(key=lambda item: uses(item, "demo") or uses(item, "corpus_autograde"))
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -81,6 +90,12 @@ def fresh_build():
 def demo():
     """The sample class autograded in a scratch course (what `make demo` does)."""
     return _start("demo", _run_demo).result()
+
+
+@pytest.fixture(scope="session")
+def corpus_autograde():
+    """Every corpus entry packed into submissions and graded by nbgrader autograde."""
+    return _start("corpus_autograde", _run_corpus).result()
 
 
 @pytest.fixture(scope="session")
