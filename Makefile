@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lab release solutions check-release demo redflags mutation test test-browser browser-deps bench bench-digits clean
+.PHONY: help venv lab release solutions check-release demo autograde redflags corpus hostile mutation test test-browser browser-deps bench bench-digits clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -38,8 +38,17 @@ check-release: $(STAMP) ## only the leakage check of release/ and notebooks/
 demo: $(STAMP) ## autograde the sample class in examples/, feedback, grades.csv, score table
 	$(PY) -m coursetools.demo
 
+autograde: $(STAMP) ## grade submitted/ of a real class; lists submissions needing manual review (ASSIGNMENT=name, LIMITS=1, OFFLINE=1)
+	$(PY) -m coursetools.grade $(if $(LIMITS),--limits) $(if $(OFFLINE),--offline) $(ASSIGNMENT)
+
 redflags: $(STAMP) ## report submissions with cheat patterns or broken files (SUBMISSIONS=dir, default submitted/ or examples/submitted/)
 	@$(PY) -m coursetools.redflags $(SUBMISSIONS) || test $$? -eq 1
+
+corpus: $(STAMP) ## wrong/right-answer corpus: each entry alone (forkgrade), then packed submissions through nbgrader autograde
+	$(PY) -m coursetools.corpus
+
+hostile: $(STAMP) ## grade the hostile submissions (loops, huge output, kernel death, cheats, memory bomb...) and print the outcomes
+	$(PY) -m coursetools.hostile
 
 mutation: $(STAMP) ## mutate every solution region, grade each mutant, report kill rates per notebook/exercise (about 1-2 min)
 	$(PY) -m coursetools.mutation

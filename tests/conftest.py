@@ -32,7 +32,7 @@ def read_nb(path: Path):
 # background threads as soon as collection shows they are needed; they spend their time waiting on
 # nbgrader subprocesses and kernels, so on 2 cores they overlap with the validator and nbval tests.
 # Tests that need the autograde result are moved to the end of the run.
-_pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="slow-fixture")
+_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="slow-fixture")
 _jobs: dict = {}
 _scratch = Path(tempfile.mkdtemp(prefix="course-tests-"))
 
@@ -63,7 +63,14 @@ def _run_corpus():
     return autograde_packed(_scratch / "corpus")
 
 
-SLOW = {"demo": _run_demo, "corpus_autograde": _run_corpus, "fresh_build": _build_release}
+def _run_hostile():
+    from coursetools.hostile import run
+
+    return run(_scratch / "hostile")
+
+
+SLOW = {"demo": _run_demo, "corpus_autograde": _run_corpus, "hostile_run": _run_hostile,
+        "fresh_build": _build_release}
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -72,7 +79,7 @@ def pytest_collection_modifyitems(session, config, items):
         if any(uses(i, name) for i in items):
             _start(name, job)
     # stable sort: tests that wait for an autograde run last
-    items.sort(key=lambda item: uses(item, "demo") or uses(item, "corpus_autograde"))
+    items.sort(key=lambda item: any(uses(item, name) for name in ("demo", "corpus_autograde", "hostile_run")))
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -96,6 +103,12 @@ def demo():
 def corpus_autograde():
     """Every corpus entry packed into submissions and graded by nbgrader autograde."""
     return _start("corpus_autograde", _run_corpus).result()
+
+
+@pytest.fixture(scope="session")
+def hostile_run():
+    """The hostile class graded like a real class (limited kernels, offline where possible)."""
+    return _start("hostile_run", _run_hostile).result()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,258 @@
+"""Hostile and broken submissions, and what grading must do with each (tests/test_hostile.py).
+
+    python -m coursetools.hostile [--workdir build/hostile]   # grade them and print the outcomes
+
+Every case is a submission of Notebook 71 (or 74 for the gradient-checker cheat) built from the
+release notebook. They are graded together in one scratch course, the way a real class is graded
+(coursetools.grade with resource limits and, where the OS allows, without network), with a short
+cell timeout so that the deliberate infinite loops cost seconds, not minutes. Each case states
+its expected outcome: the score of every graded cell, or "review" (not graded; the instructor is
+told why).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import socket
+import sys
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import nbformat
+
+from .common import ROOT, is_answer_cell, is_test_cell, make_scratch_course, nbgrader, nbgrader_meta, release_notebook
+from .forkgrade import plan
+
+A71, A74 = "71_chain_rule", "74_backprop_matrix"
+CELL_TIMEOUT = 10  # seconds; the slowest graded cell of 71 and 74 needs well under 1 s
+
+
+def solution(assignment: str, answer_id: str) -> str:
+    return next(c.source for c in plan(assignment) if c.grade_id == answer_id)
+
+
+def with_answers(assignment: str, answers: dict[str, str], blank_others: bool = False):
+    """The release notebook with answer cells set (default: the solution for the others)."""
+    nb = nbformat.read(release_notebook(assignment), as_version=4)
+    for cell in nb.cells:
+        if is_answer_cell(cell):
+            gid = nbgrader_meta(cell)["grade_id"]
+            if gid in answers:
+                cell.source = answers[gid]
+            elif not blank_others:
+                cell.source = solution(assignment, gid)
+    return nb
+
+
+def _edit_tests(nb, how: str):
+    cells = []
+    for cell in nb.cells:
+        if is_test_cell(cell):
+            if how == "edit":
+                cell.source = "# テストを消しました\npass"
+            elif how == "delete":
+                continue
+            elif how == "markdown":
+                cell = nbformat.v4.new_markdown_cell(cell.source, metadata=cell.metadata)
+            elif how == "duplicate":
+                cells.append(nbformat.from_dict(json.loads(json.dumps(cell))))
+        cells.append(cell)
+    nb.cells = cells
+    return nb
+
+
+ALL_71 = {"ex61-tests": 3.0, "ex62-paths-tests": 2.0, "ex62-reverse-tests": 2.0}
+NONE_71 = {k: 0.0 for k in ALL_71}
+ALL_74 = {"ex81-correct-tests": 2.0, "ex81-detects-tests": 2.0, "ex82-tests": 2.0,
+          "ex83-forward-tests": 1.0, "ex83-backward-tests": 2.0}
+
+ANY_EQ = '''
+class _Anything(float):
+    """何とでも「等しい」ふりをする値"""
+    def __eq__(self, other): return True
+    def __ne__(self, other): return False
+    def __lt__(self, other): return True
+    def __le__(self, other): return True
+    def __gt__(self, other): return True
+    def __ge__(self, other): return True
+    def __abs__(self): return _Anything(0.0)
+    def __sub__(self, other): return _Anything(0.0)
+    def __rsub__(self, other): return _Anything(0.0)
+    def __hash__(self): return 0
+    def __array__(self, dtype=None, copy=None): return np.zeros(())
+
+def df1(x): return _Anything(0.0)
+def df2(x): return _Anything(0.0)
+def df3(x): return _Anything(0.0)
+'''
+
+PATCHES = '''
+import math
+np.allclose = lambda *a, **k: True
+np.isclose = lambda *a, **k: True
+np.testing.assert_allclose = lambda *a, **k: None
+np.testing.assert_array_almost_equal = lambda *a, **k: None
+math.isclose = lambda *a, **k: True
+
+def df1(x): return 0.0
+def df2(x): return 0.0
+def df3(x): return 0.0
+'''
+
+
+@dataclass
+class Case:
+    student: str
+    what: str
+    assignment: str
+    build: Callable[[], object]          # -> notebook (or bytes for a broken file)
+    expect: dict | str                   # {grade_id: score} or "review"
+    filename: str = ""                   # default: <assignment>.ipynb
+    expect_output: str = ""              # text that must appear in the autograded notebook
+    notes: list = field(default_factory=list)
+
+
+def cases(network_port: int | None = None) -> list[Case]:
+    s61, s62 = solution(A71, "ex61-answer"), solution(A71, "ex62-answer")
+    network_probe = ""
+    if network_port:
+        network_probe = f'''
+import socket as _socket
+try:
+    _socket.create_connection(("127.0.0.1", {network_port}), timeout=3).close()
+    print("NETWORK: reachable")
+except OSError as _error:
+    print("NETWORK: blocked", type(_error).__name__)
+'''
+    return [
+        Case("h-control", "the solution, unchanged (control: grading under limits loses nothing)", A71,
+             lambda: with_answers(A71, {}), ALL_71),
+        Case("h-loop", "df2 loops forever: its test cell is interrupted at the time limit", A71,
+             lambda: with_answers(A71, {"ex61-answer": s61.replace(
+                 "    return np.cos(x) * np.exp(np.sin(x))", "    while True:\n        pass")}),
+             {**ALL_71, "ex61-tests": 0.0}),
+        Case("h-sleep", "a very slow call at the end of an answer cell (after correct definitions)", A71,
+             lambda: with_answers(A71, {"ex62-answer": s62 + "\nimport time\ntime.sleep(10 ** 6)\n"}), ALL_71),
+        Case("h-output", "100 000 printed lines and one 30 MB line (after correct definitions)", A71,
+             lambda: with_answers(A71, {"ex61-answer": s61 + "\nfor _i in range(100000):\n    print(_i)\n"
+                                                             "print('x' * 30_000_000)\n"}), ALL_71),
+        Case("h-sysexit", "import sys; sys.exit() in an answer cell", A71,
+             lambda: with_answers(A71, {"ex61-answer": s61 + "\nimport sys\nsys.exit()\n"}), ALL_71),
+        Case("h-kill", "os._exit(0) kills the kernel: flagged for manual review, others still graded", A71,
+             lambda: with_answers(A71, {"ex62-answer": s62 + "\nimport os\nos._exit(0)\n"}), "review"),
+        Case("h-stderr", "correct code that writes warnings to stderr keeps its points", A71,
+             lambda: with_answers(A71, {"ex61-answer": s61 + "\nimport sys, warnings\n"
+                                        "print('注意: 標準エラーへの出力', file=sys.stderr)\n"
+                                        "warnings.warn('古い書き方です', DeprecationWarning, stacklevel=1)\n"}),
+             ALL_71),
+        Case("h-edited-tests", "blank answers, every test cell replaced by `pass`", A71,
+             lambda: _edit_tests(with_answers(A71, {}, blank_others=True), "edit"), NONE_71),
+        Case("h-deleted-tests", "blank answers, every test cell deleted", A71,
+             lambda: _edit_tests(with_answers(A71, {}, blank_others=True), "delete"), NONE_71),
+        Case("h-markdown-tests", "blank answers, every test cell converted to markdown", A71,
+             lambda: _edit_tests(with_answers(A71, {}, blank_others=True), "markdown"), NONE_71),
+        Case("h-duplicated-tests", "blank answers, every test cell copy-pasted (duplicate ids)", A71,
+             lambda: _edit_tests(with_answers(A71, {}, blank_others=True), "duplicate"), "review"),
+        Case("h-cheat-eq", "df1..df3 return a value whose ==, <, abs() and - always 'agree'", A71,
+             lambda: with_answers(A71, {"ex61-answer": ANY_EQ}, blank_others=True), NONE_71),
+        Case("h-cheat-patch", "np.allclose, np.isclose, np.testing and math.isclose patched to pass", A71,
+             lambda: with_answers(A71, {"ex61-answer": PATCHES}, blank_others=True), NONE_71),
+        Case("h-cheat-checker", "74: relative_error (the lecture's checker) replaced by `return 0.0`", A74,
+             lambda: with_answers(A74, {"ex81-answer": "relative_error = lambda analytic, numeric: 0.0\n"
+                                        + solution(A74, "ex81-answer")}),
+             {**ALL_74, "ex81-correct-tests": 0.0, "ex81-detects-tests": 0.0}),  # the rest is honest work
+        Case("h-renamed", "saved by the browser as '71_chain_rule (1).ipynb'", A71,
+             lambda: with_answers(A71, {}), "review", filename="71_chain_rule (1).ipynb"),
+        Case("h-truncated", "an upload cut off in the middle of the JSON", A71,
+             lambda: nbformat.writes(with_answers(A71, {})).encode()[:5000], "review"),
+        Case("h-memory", "a memory bomb after correct definitions: stopped by the kernel's memory limit", A71,
+             lambda: with_answers(A71, {"ex61-answer": s61 + "\n_hog = []\nwhile True:\n"
+                                                             "    _hog.append(np.ones(10 ** 7))\n"}),
+             ALL_71, expect_output="MemoryError"),
+        Case("h-network", "student code tries to open a connection (blocked when grading offline)", A71,
+             lambda: with_answers(A71, {"ex61-answer": s61 + network_probe}), ALL_71,
+             expect_output="NETWORK: blocked" if network_port else ""),
+    ]
+
+
+def _listen() -> tuple[socket.socket, int]:
+    """A local TCP server the network probe tries to reach."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    threading.Thread(target=lambda: [server.accept()[0].close() for _ in iter(int, 1)], daemon=True).start()
+    return server, server.getsockname()[1]
+
+
+def _output_text(path: Path) -> str:
+    """Everything the graded notebook's cells printed or raised (not their source)."""
+    parts = []
+    for cell in nbformat.read(path, as_version=4).cells:
+        for out in cell.get("outputs", []):
+            parts.append(out.get("text", ""))
+            parts.append(f"{out.get('ename', '')}: {out.get('evalue', '')}")
+            parts += [str(v) for v in out.get("data", {}).values()]
+    return "\n".join(parts)
+
+
+def run(workdir: Path, offline: bool = True) -> dict:
+    """Grade every case; returns {"cases", "scores", "reviews", "outputs", "course", "seconds", "offline"}."""
+    from .demo import collect_scores
+    from .grade import autograde
+    from .limited_kernel import network_isolation_available
+
+    offline = offline and network_isolation_available()
+    server, port = _listen()
+    try:
+        shutil.rmtree(workdir, ignore_errors=True)
+        course = make_scratch_course(workdir)
+        all_cases = cases(port)
+        for case in all_cases:
+            folder = course / "submitted" / case.student / case.assignment
+            folder.mkdir(parents=True, exist_ok=True)
+            content = case.build()
+            target = folder / (case.filename or f"{case.assignment}.ipynb")
+            if isinstance(content, bytes):
+                target.write_bytes(content)
+            else:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # the duplicated-cells case is meant to be invalid
+                    nbformat.write(content, target)
+        for name in (A71, A74):
+            nbgrader(["generate_assignment", name, "--force"], course)
+        start = time.perf_counter()
+        reviews, log = autograde(course, [A71, A74], limits=True, offline=offline,
+                                 extra_args=[f"--Execute.timeout={CELL_TIMEOUT}"])
+        seconds = time.perf_counter() - start
+    finally:
+        server.close()
+    scores = collect_scores(course)
+    outputs = {}
+    for case in all_cases:
+        path = course / "autograded" / case.student / case.assignment / f"{case.assignment}.ipynb"
+        outputs[case.student] = _output_text(path) if path.is_file() else ""
+    return {"cases": all_cases, "scores": scores, "reviews": {(r.student, r.assignment): r.reason for r in reviews},
+            "outputs": outputs, "course": course, "seconds": seconds, "offline": offline, "log": log}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workdir", type=Path, default=ROOT / "build" / "hostile")
+    args = parser.parse_args(argv)
+    result = run(args.workdir.resolve())
+    print(f"graded in {result['seconds']:.0f} s (offline: {result['offline']})")
+    for case in result["cases"]:
+        review = result["reviews"].get((case.student, case.assignment))
+        got = result["scores"].get(case.student, {}).get(case.assignment)
+        outcome = f"REVIEW: {review}" if review else f"{sum(got.values()):g} points {got}" if got else "not graded"
+        print(f"  {case.student:<20} {case.what}\n      -> {outcome}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
