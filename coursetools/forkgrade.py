@@ -127,21 +127,21 @@ def _run_cell(source: str, namespace: dict, name: str, timeout: float) -> str | 
         plt.close("all")  # the inline backend closes figures after each cell, too
 
 
-def _child(cells: list[Cell], start: int, variant: dict, ends: dict, out_fd: int) -> None:
+def _child(cells: list[Cell], start: int, variant: dict, ends: dict, namespace: dict, out_fd: int) -> None:
     """Runs in the forked child: the variant's cell, then what follows; reports on out_fd."""
     failed, passed, messages = [], [], {}
     try:
         resource.setrlimit(resource.RLIMIT_AS, (CHILD_MEMORY, CHILD_MEMORY))
     except (ValueError, OSError):
         pass
-    namespace = _child.namespace
-    _run_cell(variant["source"], namespace, f"<variant {variant['key']}>", CELL_TIMEOUT)
+    timeout = variant.get("cell_timeout", CELL_TIMEOUT)
+    _run_cell(variant["source"], namespace, f"<variant {variant['key']}>", timeout)
     stop_at = ends.get(variant["answer_id"]) if variant["mode"] == "exercise" else None
     for cell in cells[start + 1:]:
         if variant["mode"] == "exercise" and cell.kind == "answer":
             break
         source = variant["later"].get(cell.grade_id, cell.source) if cell.kind == "answer" else cell.source
-        error = _run_cell(source, namespace, f"<cell {cell.index}>", CELL_TIMEOUT)
+        error = _run_cell(source, namespace, f"<cell {cell.index}>", timeout)
         if cell.kind == "test":
             (passed if error is None else failed).append(cell.grade_id)
             if error is not None:
@@ -160,8 +160,7 @@ def _fork_one(cells, start, variant, ends, namespace, deadline: float) -> dict:
     if pid == 0:  # child
         os.close(read_fd)
         try:
-            _child.namespace = namespace
-            _child(cells, start, variant, ends, write_fd)
+            _child(cells, start, variant, ends, namespace, write_fd)
         finally:
             os._exit(0)
     os.close(write_fd)
@@ -189,6 +188,7 @@ def _fork_one(cells, start, variant, ends, namespace, deadline: float) -> dict:
 
 
 def _worker(job_path: Path) -> None:
+    signal.signal(signal.SIGALRM, _on_alarm)  # the per-cell time limit raises _CellTimeout in the cell
     job = json.loads(job_path.read_text(encoding="utf-8"))
     cells = [Cell(**c) for c in job["cells"]]
     by_answer: dict[str, list[dict]] = {}
@@ -216,7 +216,7 @@ def submission_variant(key: str, cells: list[Cell], answers: dict[str, str]) -> 
 
 
 def run_variants(assignment: str, variants: list[Variant], root: Path = ROOT,
-                 child_deadline: float = 300) -> dict[str, Verdict]:
+                 child_deadline: float = 300, cell_timeout: float = CELL_TIMEOUT) -> dict[str, Verdict]:
     """Grade every variant of one notebook; {key: Verdict}."""
     cells = plan(assignment, root)
     with tempfile.TemporaryDirectory(prefix=f"forkgrade-{assignment}-") as tmp:
@@ -227,7 +227,7 @@ def run_variants(assignment: str, variants: list[Variant], root: Path = ROOT,
         job = {
             "cells": [dataclasses.asdict(c) for c in cells],
             "exercises": exercises(cells),
-            "variants": [dataclasses.asdict(v) for v in variants],
+            "variants": [dict(dataclasses.asdict(v), cell_timeout=cell_timeout) for v in variants],
             "child_deadline": child_deadline,
             "out": str(tmp / "results.json"),
         }

@@ -58,6 +58,10 @@ def network_isolation_available() -> bool:
 
 
 def main() -> None:
+    # one BLAS thread: OpenBLAS reserves a buffer per thread, which on a many-core machine could
+    # eat most of the address-space limit before any student code runs (and grading is serial anyway)
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
     apply_limits()
     argv = sys.argv[1:]
     if os.environ.get("NEURAL_ENGINE_OFFLINE") == "1":

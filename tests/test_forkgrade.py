@@ -1,0 +1,32 @@
+"""coursetools.forkgrade, the fast stand-in for nbgrader autograde used by the corpus and mutation
+tests (its agreement with real nbgrader is checked in tests/test_corpus.py)."""
+from coursetools.forkgrade import Variant, exercises, plan, run_variants, submission_variant
+
+A = "71_chain_rule"
+
+
+def test_verdicts_for_right_wrong_looping_and_dying_answers():
+    solution = next(c.source for c in plan(A) if c.grade_id == "ex61-answer")
+    loop = solution.replace("    return np.cos(x) * np.exp(np.sin(x))", "    while True:\n        pass")
+    assert loop != solution
+    variants = [
+        Variant("right", "ex61-answer", solution, "full"),
+        Variant("wrong", "ex61-answer", solution.replace("np.cos(x) * np.exp", "np.exp"), "full"),
+        Variant("loop", "ex61-answer", loop, "full"),
+        Variant("dies", "ex61-answer", solution + "\nimport os\nos._exit(3)\n", "full"),
+        Variant("first", "ex61-answer", "raise RuntimeError('x')", "first-failure"),
+    ]
+    verdicts = run_variants(A, variants, cell_timeout=2)
+    assert verdicts["right"].failed == [] and not verdicts["right"].killed
+    assert verdicts["right"].passed == ["ex61-tests", "ex62-paths-tests", "ex62-reverse-tests"]
+    assert verdicts["wrong"].failed == ["ex61-tests"] and "f2'" in verdicts["wrong"].messages["ex61-tests"]
+    assert verdicts["loop"].failed == ["ex61-tests"] and "timeout" in verdicts["loop"].messages["ex61-tests"]
+    assert verdicts["dies"].crashed and verdicts["dies"].killed
+    assert verdicts["first"].failed == ["ex61-tests"] and verdicts["first"].passed == []  # stopped early
+
+
+def test_a_whole_submission_replaces_every_answer_cell():
+    cells = plan(A)
+    blank = {c.grade_id: "raise NotImplementedError()" for c in cells if c.kind == "answer"}
+    verdict = run_variants(A, [submission_variant("blank", cells, blank)])["blank"]
+    assert sorted(verdict.failed) == sorted(t for tests in exercises(cells).values() for t in tests)
