@@ -185,7 +185,15 @@ def _listen() -> tuple[socket.socket, int]:
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(8)
-    threading.Thread(target=lambda: [server.accept()[0].close() for _ in iter(int, 1)], daemon=True).start()
+
+    def serve():
+        while True:
+            try:
+                server.accept()[0].close()
+            except OSError:  # the server socket was closed: stop
+                return
+
+    threading.Thread(target=serve, daemon=True).start()
     return server, server.getsockname()[1]
 
 

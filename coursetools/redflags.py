@@ -9,6 +9,7 @@ flagged, 1 when something is (so it can gate a grading script), 2 on bad usage.
 from __future__ import annotations
 
 import argparse
+import ast
 import re
 import sys
 from dataclasses import dataclass
@@ -56,6 +57,41 @@ def reference_cells(assignment: str) -> dict:
             for cell in nb.cells if "grade_id" in nbgrader_meta(cell)}
 
 
+def _bound_names(source: str) -> set[str]:
+    """Names a cell binds at top level (def, class, assignment, import as); empty if it does not parse."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    names = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                names |= {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+    return names
+
+
+def lecture_helpers(assignment: str) -> tuple[set[str], dict[str, set[str]]]:
+    """Functions and classes the lecture cells of the release define (gradient checkers, layers, ...),
+    and {cell id: names that cell of the release binds itself}."""
+    nb = nbformat.read(release_notebook(assignment), as_version=4)
+    names = set()
+    own = {cell.get("id"): _bound_names(cell.source) for cell in nb.cells if cell.cell_type == "code"}
+    for cell in nb.cells:
+        if cell.cell_type == "code" and not nbgrader_meta(cell):
+            try:
+                names |= {n.name for n in ast.parse(cell.source).body
+                          if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+            except SyntaxError:
+                pass
+    return names, own
+
+
 def check_notebook(path: Path, student: str, assignment: str, known: set[str]) -> list[Finding]:
     def flag(cell: str, reason: str) -> Finding:
         return Finding(student, assignment, path.name, cell, reason)
@@ -73,6 +109,7 @@ def check_notebook(path: Path, student: str, assignment: str, known: set[str]) -
                           "ask the student to download it again")]
     findings = []
     expected = reference_cells(assignment)
+    helpers, own_names = lecture_helpers(assignment)
     seen: dict[str, int] = {}
     for index, cell in enumerate(nb.cells):
         gid = nbgrader_meta(cell).get("grade_id")
@@ -92,6 +129,10 @@ def check_notebook(path: Path, student: str, assignment: str, known: set[str]) -
         for pattern, reason in COMPILED:
             if pattern.search(cell.source):
                 findings.append(flag(where, reason))
+        given = own_names.get(cell.get("id"), set())  # what the release's version of this cell defines
+        for name in sorted((_bound_names(cell.source) & helpers) - given):
+            findings.append(flag(where, f"the lecture's helper '{name}' is redefined "
+                                        "(a replaced checker or layer can make wrong code look right)"))
     for gid, count in seen.items():
         if count > 1:
             findings.append(flag(gid, f"the cell appears {count} times (copy-pasted cell with the same id)"))

@@ -85,3 +85,22 @@ def test_limits_are_applied_in_the_kernel():
     env = dict(os.environ, NEURAL_ENGINE_MEMORY=str(1 << 30), PYTHONPATH=str(ROOT))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert int(out) == 1 << 30
+
+
+def test_redflags_names_every_cheat_and_broken_file_but_not_the_honest_ones(hostile_run):
+    from coursetools.redflags import scan
+
+    flagged = {f.student: f.reason for f in scan(hostile_run["course"] / "submitted")}
+    must = {"h-cheat-checker": "relative_error", "h-cheat-eq": "__eq__", "h-cheat-patch": "NumPy",
+            "h-kill": "stopped", "h-sysexit": "stopped", "h-edited-tests": "edited", "h-deleted-tests": "deleted",
+            "h-markdown-tests": "markdown", "h-duplicated-tests": "copy-pasted", "h-renamed": "(1)",
+            "h-truncated": "not a readable notebook"}
+    for student, word in must.items():
+        assert student in flagged, f"make redflags misses {student} ({CASES[student].what})"
+    reasons = {}
+    for f in scan(hostile_run["course"] / "submitted"):
+        reasons.setdefault(f.student, []).append(f.reason)
+    for student, word in must.items():
+        assert any(word in r for r in reasons[student]), f"{student}: reasons {reasons[student]} do not mention {word!r}"
+    for honest in ("h-control", "h-stderr", "h-output", "h-loop"):
+        assert honest not in flagged, f"{honest} flagged: {flagged.get(honest)}"
