@@ -29,6 +29,13 @@ c.ClearSolutions.text_stub = "ここに解答を書いてください。"
 c.Execute.timeout = 60
 c.Execute.interrupt_on_timeout = True
 
+# Every grading kernel first runs coursetools/grading_guard.py: NumPy's and math's functions cannot be
+# replaced (`np.allclose = lambda *a, **k: True` raises in the student's cell instead of passing every
+# test), and a rebound `np` is restored before each cell.
+c.Execute.extra_arguments = [
+    "--IPKernelApp.exec_files=" + repr([os.path.join(COURSE_ROOT, "coursetools", "grading_guard.py")])
+]
+
 # A submission whose test cells were deleted gets them back from the gradebook.
 c.OverwriteCells.add_missing_cells = True
 c.OverwriteCells.missing_cell_notification = (

@@ -104,6 +104,34 @@ def df2(x): return 0.0
 def df3(x): return 0.0
 '''
 
+# df1..df3 that are right only at the points the visible tests use; the hidden tests would catch
+# them, unless the comparison itself is disabled (np.max patched, or np replaced by a fake).
+FAKE_DERIVATIVES = '''
+def _fake(at, value):
+    """見えるテストの点でだけ正しい値を返し、ほかの点では 0 を返す"""
+    return lambda x: np.where(np.asarray(x, dtype=float) == at, value, 0.0)
+
+df1, df2, df3 = _fake(0.0, 6.0), _fake(0.0, 1.0), _fake(1 / 3, 0.75)
+'''
+
+PATCH_NUMPY_CORE = FAKE_DERIVATIVES + '''
+np.max = lambda *a, **k: 0.0  # 隠しテストの「最大誤差」をいつも 0 にする
+'''
+
+REBIND_NP = FAKE_DERIVATIVES + '''
+import numpy as _numpy
+
+class _FakeNumPy:
+    """max だけがいつも 0 を返す、NumPy のふりをするオブジェクト"""
+    def __getattr__(self, name):
+        return getattr(_numpy, name)
+
+    def max(self, *args, **kwargs):
+        return 0.0
+
+np = _FakeNumPy()
+'''
+
 
 @dataclass
 class Case:
@@ -162,6 +190,14 @@ except OSError as _error:
              lambda: with_answers(A71, {"ex61-answer": ANY_EQ}, blank_others=True), NONE_71),
         Case("h-cheat-patch", "np.allclose, np.isclose, np.testing and math.isclose patched to pass", A71,
              lambda: with_answers(A71, {"ex61-answer": PATCHES}, blank_others=True), NONE_71),
+        Case("h-cheat-np-max", "visible-test-only df1..df3 plus np.max patched to return 0 (the hidden tests' "
+             "comparison): stopped by coursetools/grading_guard.py", A71,
+             lambda: with_answers(A71, {"ex61-answer": PATCH_NUMPY_CORE}, blank_others=True), NONE_71,
+             expect_output="numpy.max を置き換えられません"),
+        Case("h-cheat-np-fake", "visible-test-only df1..df3 plus `np` rebound to a fake whose max returns 0: "
+             "the real module is restored before the tests", A71,
+             lambda: with_answers(A71, {"ex61-answer": REBIND_NP}, blank_others=True), NONE_71,
+             expect_output="元のモジュールに戻しました"),
         Case("h-cheat-checker", "74: relative_error (the lecture's checker) replaced by `return 0.0`", A74,
              lambda: with_answers(A74, {"ex81-answer": "relative_error = lambda analytic, numeric: 0.0\n"
                                         + solution(A74, "ex81-answer")}),

@@ -21,8 +21,13 @@ from .common import ROOT, assignments, is_test_cell, nbgrader_meta, release_note
 
 # (pattern, reason) pairs searched in the code cells a student can edit.
 CHEATS = [
-    (r"\b(np|numpy)\s*\.\s*(allclose|isclose|array_equal|testing(\s*\.\s*\w+)?)\s*=(?!=)",
-     "NumPy's comparison or testing functions are replaced"),
+    (r"\b(np|numpy)(\s*\.\s*\w+)+\s*=(?!=)",
+     "NumPy's comparison or other functions are replaced (np.<name> = ...)"),
+    (r"\bsetattr\s*\(\s*(np|numpy|math|builtins)\b|\b(np|numpy|math|builtins)\s*\.\s*__dict__|"
+     r"\bsys\s*\.\s*modules\s*\[|\.__class__\s*=(?!=)",
+     "a module is modified through setattr, __dict__, __class__ or sys.modules"),
+    (r"^\s*(np|numpy|math)\s*=(?!=)|\bimport\s+(?!numpy\b)[\w.]+\s+as\s+np\b",
+     "the name np/numpy/math is bound to something other than the module"),
     (r"\b(math\s*\.\s*isclose|builtins\s*\.\s*\w+|__builtins__)\b\s*(\[.*\])?\s*=(?!=)",
      "a built-in or math function is replaced"),
     (r"^\s*(abs|float|int|isinstance|len|sum|max|min|all|any|print)\s*=(?!=)",

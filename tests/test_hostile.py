@@ -33,6 +33,44 @@ def test_review_reasons_are_specific(hostile_run):
     assert "duplicate ids ex61-tests" in reasons["h-duplicated-tests"]
 
 
+@pytest.mark.parametrize("student", sorted(s for s, c in CASES.items() if c.expect_output))
+def test_the_graded_notebook_shows_what_stopped_the_submission(hostile_run, student):
+    case = CASES[student]
+    assert case.expect_output in hostile_run["outputs"][student], \
+        f"{student} ({case.what}): {case.expect_output!r} is not in the autograded notebook's output"
+
+
+@pytest.mark.parametrize("student", ["h-cheat-np-max", "h-cheat-np-fake"])
+def test_numpy_cheats_would_earn_points_without_the_grading_guard(student):
+    """The guard is what stops them: graded without it (forkgrade runs no guard), the cheat passes."""
+    from coursetools.forkgrade import Variant, run_variants
+
+    case = CASES[student]
+    answer = next(c.source for c in case.build().cells if "_fake" in c.source)
+    verdict = run_variants(hostile.A71, [Variant(student, "ex61-answer", answer, "exercise")])[student]
+    assert verdict.passed == ["ex61-tests"] and not verdict.failed, \
+        f"{student} fails even without the guard, so the hostile case proves nothing: {verdict}"
+
+
+def test_the_grading_guard_blocks_replacing_and_deleting_module_functions():
+    import subprocess
+    import sys
+
+    from coursetools.common import ROOT
+
+    code = (f"exec(open({str(ROOT / 'coursetools' / 'grading_guard.py')!r}).read())\n"
+            "import numpy as np, math\n"
+            "for stmt in ('np.abs = abs', 'np.testing.assert_allclose = None', 'math.isclose = 1',\n"
+            "             'del np.max', 'np.linalg.norm = 0'):\n"
+            "    try:\n        exec(stmt)\n        print('allowed', stmt)\n"
+            "    except AttributeError as e:\n        print('blocked', e)\n"
+            "import numpy.fft\nnp.new_name = 1\nprint('still works', float(np.abs(-2.0)), np.new_name)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "allowed" not in out, out
+    assert out.count("blocked") == 5 and "を置き換えられません" in out, out
+    assert "still works 2.0 1" in out, out
+
+
 def test_the_memory_bomb_is_stopped_by_the_limit_not_by_the_machine(hostile_run):
     assert "MemoryError" in hostile_run["outputs"]["h-memory"]
 
@@ -92,6 +130,7 @@ def test_redflags_names_every_cheat_and_broken_file_but_not_the_honest_ones(host
 
     flagged = {f.student: f.reason for f in scan(hostile_run["course"] / "submitted")}
     must = {"h-cheat-checker": "relative_error", "h-cheat-eq": "__eq__", "h-cheat-patch": "NumPy",
+            "h-cheat-np-max": "NumPy", "h-cheat-np-fake": "name np",
             "h-kill": "stopped", "h-sysexit": "stopped", "h-edited-tests": "edited", "h-deleted-tests": "deleted",
             "h-markdown-tests": "markdown", "h-duplicated-tests": "copy-pasted", "h-renamed": "(1)",
             "h-truncated": "not a readable notebook"}

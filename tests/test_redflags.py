@@ -58,6 +58,12 @@ def duplicated():
 CASES = {
     "allclose": (lambda: with_answer("np.allclose = lambda *a, **k: True"), "NumPy's comparison"),
     "testing": (lambda: with_answer("np.testing.assert_allclose = lambda *a, **k: None"), "NumPy's comparison"),
+    "np_core": (lambda: with_answer("np.max = lambda *a, **k: 0.0"), "NumPy's comparison or other"),
+    "np_linalg": (lambda: with_answer("np.linalg.norm = lambda *a, **k: 0.0"), "NumPy's comparison or other"),
+    "np_setattr": (lambda: with_answer("setattr(np, 'abs', lambda x: 0 * x)"), "setattr, __dict__"),
+    "np_dict": (lambda: with_answer("np.__dict__['abs'] = lambda x: 0 * x"), "setattr, __dict__"),
+    "np_rebound": (lambda: with_answer("class Fake:\n    pass\nnp = Fake()"), "name np/numpy/math is bound"),
+    "np_alias": (lambda: with_answer("import fake_numpy as np"), "name np/numpy/math is bound"),
     "isclose": (lambda: with_answer("import math\nmath.isclose = lambda *a, **k: True"), "built-in or math"),
     "builtin": (lambda: with_answer("import builtins\nbuiltins.abs = lambda x: 0"), "built-in or math"),
     "rebind": (lambda: with_answer("abs = lambda x: 0"), "built-in name is rebound"),
