@@ -14,7 +14,8 @@ up as a silent 0 in grades.csv:
 
 --limits runs the kernels under resource limits (memory, CPU time, file size, processes; see
 coursetools.limited_kernel) and --offline also cuts them off the network where the OS allows it.
-Exit status 0 when everything was graded, 1 when some submission needs manual review.
+Afterwards it lists the red flags of coursetools.redflags (cheat patterns, edited test cells).
+Exit status 0 when everything was graded and nothing is flagged, 1 when something needs a human.
 """
 from __future__ import annotations
 
@@ -150,6 +151,7 @@ def autograde(course: Path, names: list[str] | None = None, limits: bool = False
 
 def main(argv: list[str] | None = None) -> int:
     from .limited_kernel import network_isolation_available
+    from .redflags import scan
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--course", type=Path, default=ROOT)
@@ -167,14 +169,19 @@ def main(argv: list[str] | None = None) -> int:
     reviews, log = autograde(args.course, args.names, limits=args.limits or args.offline, offline=args.offline)
     (args.course / "build").mkdir(exist_ok=True)
     (args.course / "build" / "autograde.log").write_text(log, encoding="utf-8")
+    flags = [f for f in scan(args.course / "submitted") if not args.names or f.assignment in args.names]
     if not reviews:
         print("every submission was autograded (nbgrader's log: build/autograde.log)")
-        return 0
-    print(f"{len(reviews)} submission(s) need manual review (they are NOT in the gradebook as graded):")
-    for r in reviews:
-        print(f"  {r.student:<16} {r.assignment:<26} {r.reason}")
-    print("nbgrader's log: build/autograde.log; run `make redflags` for cheat patterns")
-    return 1
+    else:
+        print(f"{len(reviews)} submission(s) need manual review (they are NOT in the gradebook as graded):")
+        for r in reviews:
+            print(f"  {r.student:<16} {r.assignment:<26} {r.reason}")
+        print("nbgrader's log: build/autograde.log")
+    if flags:
+        print(f"red flags ({len(flags)}; graded, but look at them before releasing grades; `make redflags` lists them again):")
+        for f in flags:
+            print(f"  {f.line()}")
+    return 1 if reviews or flags else 0
 
 
 if __name__ == "__main__":
