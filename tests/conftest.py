@@ -73,6 +73,7 @@ SLOW = {"demo": _run_demo, "corpus_autograde": _run_corpus, "hostile_run": _run_
         "fresh_build": _build_release}
 
 
+@pytest.hookimpl(trylast=True)  # after -k/-m deselection: start only the jobs the selected tests need
 def pytest_collection_modifyitems(session, config, items):
     uses = lambda item, name: name in getattr(item, "fixturenames", ())
     for name, job in SLOW.items():
