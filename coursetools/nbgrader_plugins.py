@@ -20,11 +20,37 @@ class KeepPointsOnStderr(NbGraderPreprocessor):
         return cell, resources
 
 
-class ConciseFailures(NbGraderPreprocessor):
-    """Feedback: a failing graded test cell shows only its exception line, not the traceback.
+def failure_message(cell_source: str, ename: str, evalue: str) -> str:
+    """One Japanese line for a failing graded cell: which test, what went wrong, what to check.
 
-    The exception line carries the test's Japanese message (what was checked, the likely mistake).
-    An IPython traceback quotes the source lines around the failing assert, which would show the
+    The test cells start with a comment naming them ("# 演習 7.3 のテスト"); the assert messages
+    already say what was checked and the likely mistake. Errors raised by the student's code get
+    a hint by kind. No hidden test code or expected value is quoted.
+    """
+    first = cell_source.strip().splitlines()[0] if cell_source.strip() else ""
+    title = first.lstrip("#").strip() if first.startswith("#") else "このテスト"
+    evalue = " ".join(str(evalue).split())[:300]
+    if ename == "AssertionError":
+        return f"不合格（{title}）: {evalue or '条件を満たしていません'}"
+    if ename == "NotImplementedError":
+        return (f"未解答（{title}）: 解答セルの raise NotImplementedError() を消して、"
+                "代わりに自分のコードを書いてください")
+    if ename in ("CellTimeoutError", "KeyboardInterrupt"):
+        return (f"時間切れ（{title}）: 制限時間内に終わりませんでした。"
+                "無限ループや、とても遅い処理がないか確認してください")
+    if ename == "NameError":
+        return (f"エラー（{title}）: NameError: {evalue}。解答セルを実行したか、"
+                "関数やクラスの名前が問題文どおりか確認してください")
+    return (f"エラー（{title}）: テストの実行中に {ename} が起きました: {evalue}"
+            "（解答が返す値の形状・型・辞書のキーを確認してください）")
+
+
+class ConciseFailures(NbGraderPreprocessor):
+    """Feedback: a failing graded test cell shows one Japanese line, not the traceback.
+
+    The line names the test and carries the test's Japanese message (what was checked, the likely
+    mistake), or a hint for an error raised by the student's code (see failure_message). An
+    IPython traceback quotes the source lines around the failing assert, which would show the
     hidden tests' code and values to students; the autograded notebooks keep the full traceback
     for instructors.
     """
@@ -33,5 +59,6 @@ class ConciseFailures(NbGraderPreprocessor):
         if cell.cell_type == "code" and utils.is_grade(cell):
             for output in cell.get("outputs", []):
                 if output.get("output_type") == "error":
-                    output["traceback"] = [f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"]
+                    output["traceback"] = [failure_message(cell.source, output.get("ename", "Error"),
+                                                           output.get("evalue", ""))]
         return cell, resources

@@ -76,6 +76,12 @@ SLOW = {"demo": _run_demo, "corpus_autograde": _run_corpus, "hostile_run": _run_
 @pytest.hookimpl(trylast=True)  # after -k/-m deselection: start only the jobs the selected tests need
 def pytest_collection_modifyitems(session, config, items):
     uses = lambda item, name: name in getattr(item, "fixturenames", ())
+    # import nbgrader fully in this thread first: its packages import each other, and a test importing
+    # nbgrader.converters while a background job imports nbgrader.apps fails with a circular ImportError
+    import nbgrader.apps  # noqa: F401
+    import nbgrader.converters  # noqa: F401
+    import nbgrader.preprocessors  # noqa: F401
+    import nbgrader.validator  # noqa: F401
     for name, job in SLOW.items():
         if any(uses(i, name) for i in items):
             _start(name, job)

@@ -45,7 +45,7 @@ def test_concise_failures_keep_only_the_message_of_graded_cells():
     from coursetools.nbgrader_plugins import ConciseFailures
 
     def cell(grade):
-        c = nbformat.v4.new_code_cell("assert False")
+        c = nbformat.v4.new_code_cell("# 演習 8.2 のテスト\nassert False")
         c.metadata["nbgrader"] = {"grade": grade, "solution": False, "grade_id": "g", "points": 1}
         c.outputs = [nbformat.v4.new_output("error", ename="AssertionError", evalue="勾配が違います",
                                             traceback=["---", "_hidden = 1.234  # 隠しテストの行", "AssertionError"])]
@@ -54,5 +54,18 @@ def test_concise_failures_keep_only_the_message_of_graded_cells():
     graded, ungraded = cell(True), cell(False)
     ConciseFailures().preprocess_cell(graded, {}, 0)
     ConciseFailures().preprocess_cell(ungraded, {}, 0)
-    assert graded.outputs[0]["traceback"] == ["AssertionError: 勾配が違います"]
+    assert graded.outputs[0]["traceback"] == ["不合格（演習 8.2 のテスト）: 勾配が違います"]
     assert len(ungraded.outputs[0]["traceback"]) == 3
+
+
+def test_failure_messages_name_the_test_and_give_a_hint_for_each_kind_of_error():
+    from coursetools.nbgrader_plugins import failure_message
+
+    source = "# 演習 7.3 のテスト\nassert ..."
+    assert failure_message(source, "NotImplementedError", "") .startswith("未解答（演習 7.3 のテスト）")
+    assert "無限ループ" in failure_message(source, "KeyboardInterrupt", "")
+    assert "無限ループ" in failure_message(source, "CellTimeoutError", "")
+    assert "名前が問題文どおり" in failure_message(source, "NameError", "name 'f' is not defined")
+    other = failure_message(source, "ValueError", "operands could not be broadcast\n  together")
+    assert other.startswith("エラー（演習 7.3 のテスト）") and "ValueError" in other and "\n" not in other
+    assert failure_message("x = 1", "AssertionError", "").startswith("不合格（このテスト）")

@@ -61,6 +61,15 @@ def test_nbgrader_cells(source_nb, assignment):
         assert "assert" in visible, f"{meta['grade_id']}: no visible test"
 
 
+def test_every_test_cell_names_its_exercise_on_the_first_line(source_nb, assignment):
+    """Feedback titles each failure with this line ("不合格（演習 7.3 のテスト）: ...")."""
+    for cell in source_nb.cells:
+        if is_test_cell(cell):
+            first = cell.source.splitlines()[0]
+            assert re.fullmatch(r"# 演習 \d+\.\d+.*のテスト.*", first), \
+                f"{cell.metadata.nbgrader.grade_id}: the first line must be '# 演習 N.M のテスト' (got {first!r})"
+
+
 def test_every_assert_explains_itself_in_japanese(source_nb, assignment):
     for cell in source_nb.cells:
         if not is_test_cell(cell):
