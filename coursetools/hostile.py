@@ -132,6 +132,9 @@ class _FakeNumPy:
 np = _FakeNumPy()
 '''
 
+# the answer cell (ex61) of each case the grading guard stops
+NUMPY_CHEATS = {"h-cheat-np-max": PATCH_NUMPY_CORE, "h-cheat-np-fake": REBIND_NP}
+
 
 @dataclass
 class Case:
@@ -192,11 +195,11 @@ except OSError as _error:
              lambda: with_answers(A71, {"ex61-answer": PATCHES}, blank_others=True), NONE_71),
         Case("h-cheat-np-max", "visible-test-only df1..df3 plus np.max patched to return 0 (the hidden tests' "
              "comparison): stopped by coursetools/grading_guard.py", A71,
-             lambda: with_answers(A71, {"ex61-answer": PATCH_NUMPY_CORE}, blank_others=True), NONE_71,
+             lambda: with_answers(A71, {"ex61-answer": NUMPY_CHEATS["h-cheat-np-max"]}, blank_others=True), NONE_71,
              expect_output="numpy.max を置き換えられません"),
         Case("h-cheat-np-fake", "visible-test-only df1..df3 plus `np` rebound to a fake whose max returns 0: "
              "the real module is restored before the tests", A71,
-             lambda: with_answers(A71, {"ex61-answer": REBIND_NP}, blank_others=True), NONE_71,
+             lambda: with_answers(A71, {"ex61-answer": NUMPY_CHEATS["h-cheat-np-fake"]}, blank_others=True), NONE_71,
              expect_output="元のモジュールに戻しました"),
         Case("h-cheat-checker", "74: relative_error (the lecture's checker) replaced by `return 0.0`", A74,
              lambda: with_answers(A74, {"ex81-answer": "relative_error = lambda analytic, numeric: 0.0\n"
@@ -212,7 +215,7 @@ except OSError as _error:
              ALL_71, expect_output="MemoryError"),
         Case("h-network", "student code tries to open a connection (blocked when grading offline)", A71,
              lambda: with_answers(A71, {"ex61-answer": s61 + network_probe}), ALL_71,
-             expect_output="NETWORK: blocked" if network_port else ""),
+             ),  # "NETWORK: blocked" is checked where isolation is available (tests/test_hostile.py)
     ]
 
 

@@ -35,21 +35,21 @@ def test_review_reasons_are_specific(hostile_run):
 
 @pytest.mark.parametrize("student", sorted(s for s, c in CASES.items() if c.expect_output))
 def test_the_graded_notebook_shows_what_stopped_the_submission(hostile_run, student):
+    """The grading guard's messages, and h-memory's MemoryError (stopped by the limit, not the machine)."""
     case = CASES[student]
     assert case.expect_output in hostile_run["outputs"][student], \
         f"{student} ({case.what}): {case.expect_output!r} is not in the autograded notebook's output"
 
 
-@pytest.mark.parametrize("student", ["h-cheat-np-max", "h-cheat-np-fake"])
-def test_numpy_cheats_would_earn_points_without_the_grading_guard(student):
-    """The guard is what stops them: graded without it (forkgrade runs no guard), the cheat passes."""
+def test_numpy_cheats_would_earn_points_without_the_grading_guard():
+    """The guard is what stops them: graded without it (forkgrade runs no guard), each cheat passes."""
     from coursetools.forkgrade import Variant, run_variants
 
-    case = CASES[student]
-    answer = next(c.source for c in case.build().cells if "_fake" in c.source)
-    verdict = run_variants(hostile.A71, [Variant(student, "ex61-answer", answer, "exercise")])[student]
-    assert verdict.passed == ["ex61-tests"] and not verdict.failed, \
-        f"{student} fails even without the guard, so the hostile case proves nothing: {verdict}"
+    verdicts = run_variants(hostile.A71, [Variant(student, "ex61-answer", answer, "exercise")
+                                          for student, answer in hostile.NUMPY_CHEATS.items()])
+    for student, verdict in verdicts.items():
+        assert verdict.passed == ["ex61-tests"] and not verdict.failed, \
+            f"{student} fails even without the guard, so the hostile case proves nothing: {verdict}"
 
 
 def test_the_grading_guard_blocks_replacing_and_deleting_module_functions():
@@ -69,10 +69,6 @@ def test_the_grading_guard_blocks_replacing_and_deleting_module_functions():
     assert "allowed" not in out, out
     assert out.count("blocked") == 5 and "を置き換えられません" in out, out
     assert "still works 2.0 1" in out, out
-
-
-def test_the_memory_bomb_is_stopped_by_the_limit_not_by_the_machine(hostile_run):
-    assert "MemoryError" in hostile_run["outputs"]["h-memory"]
 
 
 def test_huge_output_is_truncated_in_the_graded_notebook(hostile_run):
