@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lab release solutions check-release demo autograde redflags corpus hostile mutation test test-browser browser-deps bench bench-digits clean
+.PHONY: help venv lab release solutions check-release demo autograde redflags corpus hostile mutation test test-browser browser-deps sandbox-deps bench bench-digits clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -35,25 +35,25 @@ solutions: $(STAMP) ## execute every source notebook -> solutions/ (outputs kept
 check-release: $(STAMP) ## only the leakage check of release/ and notebooks/
 	$(PY) -m coursetools.leakage
 
-demo: $(STAMP) ## autograde the sample class in examples/, feedback, grades.csv, score table
+demo: $(STAMP) sandbox-deps ## autograde the sample class in examples/, feedback, grades.csv, score table
 	$(PY) -m coursetools.demo
 
-autograde: $(STAMP) ## grade submitted/ of a real class; lists submissions needing manual review (ASSIGNMENT=name, LIMITS=1, OFFLINE=1)
-	$(PY) -m coursetools.grade $(if $(LIMITS),--limits) $(if $(OFFLINE),--offline) $(ASSIGNMENT)
+autograde: $(STAMP) sandbox-deps ## grade submitted/ of a real class, one sandbox per submission; lists what needs a human (ASSIGNMENT=name; UNSANDBOXED=1 only if you must)
+	$(PY) -m coursetools.grade $(if $(UNSANDBOXED),--unsandboxed) $(ASSIGNMENT)
 
 redflags: $(STAMP) ## report submissions with cheat patterns or broken files (SUBMISSIONS=dir, default submitted/ or examples/submitted/)
 	@$(PY) -m coursetools.redflags $(SUBMISSIONS) || test $$? -eq 1
 
-corpus: $(STAMP) ## wrong/right-answer corpus: each entry alone (forkgrade), then packed submissions through nbgrader autograde
+corpus: $(STAMP) sandbox-deps ## wrong/right-answer corpus: each entry alone (forkgrade), then packed submissions through nbgrader autograde
 	$(PY) -m coursetools.corpus
 
-hostile: $(STAMP) ## grade the hostile submissions (loops, huge output, kernel death, cheats, memory bomb...) and print the outcomes
+hostile: $(STAMP) sandbox-deps ## grade the hostile submissions (loops, huge output, kernel death, cheats, memory bomb...) and print the outcomes
 	$(PY) -m coursetools.hostile
 
 mutation: $(STAMP) ## mutate every solution region, grade each mutant, report kill rates per notebook/exercise (about 1-2 min)
 	$(PY) -m coursetools.mutation
 
-test: $(STAMP) ## the whole test suite (CI runs this)
+test: $(STAMP) sandbox-deps ## the whole test suite (CI runs this)
 	$(PY) -m pytest
 
 test-browser: $(STAMP) browser-deps ## JupyterLab + nbgrader extensions driven in headless Chromium (screenshots: build/screenshots)
@@ -75,6 +75,19 @@ browser-deps:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-ipaexfont >/dev/null; \
 	  else echo "note: no Japanese font installed; screenshots will show boxes (sudo apt-get install fonts-ipaexfont)" >&2; fi; \
+	fi
+
+# bubblewrap, the sandbox of every graded submission (coursetools/sandbox.py). Installed when run as
+# root; otherwise a clear message (make autograde then stops unless UNSANDBOXED=1).
+sandbox-deps:
+	@if ! command -v bwrap >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing bubblewrap (the grading sandbox) from the OS packages..."; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null) || \
+	      { echo "could not install bubblewrap" >&2; exit 1; }; \
+	  else \
+	    echo "Grading needs bubblewrap: sudo apt-get install bubblewrap" >&2; exit 1; \
+	  fi; \
 	fi
 
 bench: $(STAMP) ## wall time to execute each notebook top to bottom (median of 3 runs)

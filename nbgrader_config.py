@@ -15,7 +15,9 @@ c = get_config()  # noqa: F821  (provided by traitlets when this file is loaded)
 COURSE_ROOT = os.path.dirname(os.path.abspath(__file__))
 if COURSE_ROOT not in sys.path:
     sys.path.insert(0, COURSE_ROOT)
-from coursetools.nbgrader_plugins import ConciseFailures, KeepPointsOnStderr  # noqa: E402
+from coursetools.nbgrader_plugins import (  # noqa: E402
+    ConciseFailures, KeepPointsOnStderr, SandboxedExecute, SanitizeStudentContent,
+)
 
 c.CourseDirectory.root = COURSE_ROOT
 c.CourseDirectory.course_id = "neural-engine-unit00"
@@ -25,16 +27,15 @@ c.CourseDirectory.db_url = "sqlite:///" + os.path.join(COURSE_ROOT, "gradebook.d
 c.ClearSolutions.code_stub = {"python": "# ここにコードを書いてください\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "ここに解答を書いてください。"
 
-# Execution: a per-cell time limit; a runaway cell is interrupted and the rest still runs.
+# Execution (Validate): a per-cell time limit; a runaway cell is interrupted and the rest still runs.
 c.Execute.timeout = 60
 c.Execute.interrupt_on_timeout = True
 
-# Every grading kernel first runs coursetools/grading_guard.py: NumPy's and math's functions cannot be
-# replaced (`np.allclose = lambda *a, **k: True` raises in the student's cell instead of passing every
-# test), and a rebound `np` is restored before each cell.
-c.Execute.extra_arguments = [
-    "--IPKernelApp.exec_files=" + repr([os.path.join(COURSE_ROOT, "coursetools", "grading_guard.py")])
-]
+# Autograde does not use Execute: SandboxedExecute runs the student's cells in a bubblewrap sandbox of
+# their own (coursetools/sandbox.py) and the test cells in the grader's process (coursetools/judge.py),
+# so no test code ever runs where student code runs. 60 s per cell, 900 s per submission.
+c.SandboxedExecute.timeout = 60
+c.SandboxedExecute.deadline = 900
 
 # A submission whose test cells were deleted gets them back from the gradebook.
 c.OverwriteCells.add_missing_cells = True
@@ -46,13 +47,16 @@ c.OverwriteCells.missing_cell_notification = (
 c.LimitOutput.max_lines = 300
 c.LimitOutput.max_traceback = 40
 
-# Warnings printed to stderr by correct code must not zero a test cell (see KeepPointsOnStderr).
+# Warnings printed to stderr by correct code must not zero a test cell (see KeepPointsOnStderr);
+# what students wrote (markdown, outputs) is sanitised before anyone opens it in a browser.
 _preprocessors = list(Autograde.class_traits()["autograde_preprocessors"].default())
-_preprocessors.insert(_preprocessors.index(Execute) + 1, KeepPointsOnStderr)
+_preprocessors[_preprocessors.index(Execute)] = SandboxedExecute
+_preprocessors.insert(_preprocessors.index(SandboxedExecute) + 1, KeepPointsOnStderr)
+_preprocessors.insert(_preprocessors.index(KeepPointsOnStderr) + 1, SanitizeStudentContent)
 c.Autograde.autograde_preprocessors = _preprocessors
 
 # Feedback released to students shows neither the hidden tests nor tracebacks quoting them: a failing
 # test cell shows its Japanese message only (autograded/ keeps everything for instructors).
-c.GenerateFeedback.preprocessors = [ClearHiddenTests, ConciseFailures] + list(
+c.GenerateFeedback.preprocessors = [ClearHiddenTests, ConciseFailures, SanitizeStudentContent] + list(
     GenerateFeedback.class_traits()["preprocessors"].default()
 )

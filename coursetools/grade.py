@@ -1,28 +1,29 @@
 """Autograde a real class and say which submissions need a human.
 
-    python -m coursetools.grade [--course DIR] [--limits] [--offline] [assignments...]
+    python -m coursetools.grade [--course DIR] [--unsandboxed] [assignments...]
 
-Runs `nbgrader autograde` for every assignment that has submissions (or the ones named) and then
-reports, per student, every submission that was *not* graded and why, instead of letting it show
+Runs `nbgrader autograde` for every assignment that has submissions (or the ones named). Every
+submission is executed by nbgrader_plugins.SandboxedExecute: the student's cells in a bubblewrap
+sandbox of its own, the test cells in the grader (coursetools.judge). Without bubblewrap this
+stops with a message, unless --unsandboxed is given.
+
+Afterwards it reports, per student, every submission that needs a look instead of letting it show
 up as a silent 0 in grades.csv:
-
-- the expected notebook is missing (e.g. renamed by the browser to "73_backprop_scalar (1).ipynb")
-  or is not valid notebook JSON (truncated upload);
-- nbgrader could not grade it: the kernel died (os._exit, a crash, the memory limit), a cell could
-  not be executed, ... (nbgrader logs these and goes on with the other students);
-- no autograded copy exists afterwards, for any other reason.
-
---limits runs the kernels under resource limits (memory, CPU time, file size, processes; see
-coursetools.limited_kernel) and --offline also cuts them off the network where the OS allows it.
-Afterwards it lists the red flags of coursetools.redflags (cheat patterns, edited test cells).
-Exit status 0 when everything was graded and nothing is flagged, 1 when something needs a human.
+- the expected notebook is missing (e.g. renamed by the browser to "73_backprop_scalar (1).ipynb"),
+  is not valid notebook JSON (truncated upload), or has copy-pasted graded cells;
+- the gradebook has no autograded scores for it (whether it was graded is read from the gradebook,
+  never from nbgrader's log);
+- its sandbox was stopped and restarted (os._exit, a crash, the memory limit, a cell or the
+  submission over its time limit): it was graded, the cells concerned scored 0.
+Then the red flags of coursetools.redflags. Names and text from submissions are printed with
+control characters escaped. Exit status 0 when nothing needs a human, 1 otherwise.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import re
+import shutil
 import subprocess
 import sys
 import warnings
@@ -33,8 +34,6 @@ import nbformat
 
 from .common import ROOT, nbgrader_meta, venv_env
 
-KERNEL_NAME = "neural-engine-limited"
-
 
 @dataclass
 class Review:
@@ -43,17 +42,11 @@ class Review:
     reason: str
 
 
-def write_kernelspec(where: Path) -> Path:
-    """A kernelspec for coursetools.limited_kernel under where/kernels/; returns the JUPYTER_PATH entry."""
-    spec = where / "kernels" / KERNEL_NAME
-    spec.mkdir(parents=True, exist_ok=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "coursetools.limited_kernel", "-f", "{connection_file}"],
-        "display_name": "Python 3 (limited, for grading)",
-        "language": "python",
-        "env": {"PYTHONPATH": str(ROOT)},
-    }, indent=1), encoding="utf-8")
-    return where
+def printable(text: str, limit: int = 200) -> str:
+    """Text from a submission, safe for the instructor's terminal (no escape sequences)."""
+    text = str(text)[:limit]
+    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" if ord(ch) < 256 else f"\\u{ord(ch):04x}"
+                   for ch in text)
 
 
 def check_files(course: Path, assignment: str) -> list[Review]:
@@ -82,105 +75,99 @@ def check_files(course: Path, assignment: str) -> list[Review]:
     return found
 
 
-def _traceback_after(log: str, head: str) -> str:
-    """The traceback nbgrader logs right after `head` (its continuation lines are indented)."""
-    lines = log.splitlines()
-    for i, line in enumerate(lines):
-        if head in line:
-            block = []
-            for nxt in lines[i + 1:]:
-                if nxt.startswith("[") and block and not nxt.rstrip().endswith("Traceback (most recent call last):"):
-                    break
-                block.append(nxt)
-            return "\n".join(block)
-    return ""
+def graded_in_gradebook(course: Path, assignment: str) -> set[str]:
+    """Students whose notebook of this assignment has autograded scores in the gradebook."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    graded = set()
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        try:
+            submissions = gb.find_assignment(assignment).submissions
+        except MissingEntry:
+            return graded
+        for submission in submissions:
+            grades = [g for nb in submission.notebooks for g in nb.grades
+                      if getattr(g.cell, "cell_type", "code") == "code"]
+            if grades and all(g.auto_score is not None for g in grades):
+                graded.add(submission.student.id)
+    return graded
 
 
-def _cause(log: str, student: str, assignment: str) -> str:
-    """The most telling line of nbgrader's traceback for one failed submission."""
-    head = f"There was an error processing assignment: "
-    for line in log.splitlines():
-        if head in line and line.replace(os.sep, "/").rstrip().endswith(f"/{student}/{assignment}"):
-            text = _traceback_after(log, line.strip())
-            break
-    else:
-        return "nbgrader could not grade it (see its log)"
-    for pattern, reason in ((r"DeadKernelError|Kernel died", "the kernel died while running the notebook "
-                             "(os._exit, a crash or the memory limit)"),
-                            (r"CellTimeoutError|timed out", "a cell did not finish in time"),
-                            (r"MemoryError", "the kernel ran out of memory")):
-        if re.search(pattern, text):
-            return reason
-    errors = [l.strip() for l in text.splitlines() if re.match(r"\s*\w+(Error|Exception)\b", l)]
-    return ("nbgrader could not grade it: " + errors[-1][:200]) if errors else "nbgrader could not grade it (see its log)"
-
-
-def autograde(course: Path, names: list[str] | None = None, limits: bool = False, offline: bool = False,
+def autograde(course: Path, names: list[str] | None = None, unsandboxed: bool = False,
               extra_args: list[str] | None = None) -> tuple[list[Review], str]:
     """Autograde; returns (submissions that need review, nbgrader's log)."""
     course = Path(course).resolve()
     names = names or sorted({p.name for p in (course / "submitted").glob("*/*") if p.is_dir()})
-    env = venv_env()
-    args = list(extra_args or [])
-    if limits or offline:
-        env["JUPYTER_PATH"] = os.pathsep.join([str(write_kernelspec(course / "build")), env.get("JUPYTER_PATH", "")])
-        args.append(f"--Execute.kernel_name={KERNEL_NAME}")
-        if offline:
-            env["NEURAL_ENGINE_OFFLINE"] = "1"
+    records = course / "build" / "sandbox"
+    env = venv_env(NEURAL_ENGINE_RECORDS=str(records))
+    if unsandboxed:
+        env["NEURAL_ENGINE_UNSANDBOXED"] = "1"
     reviews, logs = [], []
     for name in names:
-        unreadable = check_files(course, name)
-        reviews += unreadable
-        proc = subprocess.run([sys.executable, "-m", "nbgrader", "autograde", name, "--force", *args],
+        reviews += check_files(course, name)
+        shutil.rmtree(records / name, ignore_errors=True)
+        proc = subprocess.run([sys.executable, "-m", "nbgrader", "autograde", name, "--force", *(extra_args or [])],
                               cwd=course, env=env, text=True, capture_output=True)
         log = proc.stdout + proc.stderr
         logs.append(log)
-        if "while loading config" in log or "Traceback" in log and "There was an error processing" not in log:
+        if "while loading config" in log:
             raise RuntimeError(f"nbgrader autograde {name} failed before grading anyone:\n{log[-4000:]}")
+        if "no sandbox for grading" in log:
+            raise RuntimeError("no sandbox for grading: install bubblewrap (make sandbox-deps), "
+                               "or grade with --unsandboxed / UNSANDBOXED=1")
         flagged = {(r.student, r.assignment) for r in reviews}
-        for student in re.findall(rf"There was an error processing assignment '{re.escape(name)}' for student '([^']+)'", log):
-            if (student, name) not in flagged:
-                reviews.append(Review(student, name, _cause(log, student, name)))
-                flagged.add((student, name))
+        graded = graded_in_gradebook(course, name)
         for folder in sorted((course / "submitted").glob(f"*/{name}")):
             student = folder.parent.name
-            if (student, name) not in flagged and not (course / "autograded" / student / name / f"{name}.ipynb").is_file():
-                reviews.append(Review(student, name, "no autograded notebook was produced (see nbgrader's log)"))
+            if (student, name) in flagged:
+                continue
+            record_path = records / name / f"{student}.json"
+            record = json.loads(record_path.read_text(encoding="utf-8")) if record_path.is_file() else {}
+            if student not in graded or not (course / "autograded" / student / name / f"{name}.ipynb").is_file():
+                reviews.append(Review(student, name, "not graded: the gradebook has no autograded scores for it "
+                                                     "(see build/autograde.log)"))
+            elif record.get("events"):
+                reviews.append(Review(student, name, "graded, but its sandbox was stopped and restarted: "
+                                      + "; ".join(record["events"])[:300]))
     return reviews, "\n".join(logs)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .limited_kernel import network_isolation_available
+    from . import sandbox
     from .redflags import scan
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--course", type=Path, default=ROOT)
-    parser.add_argument("--limits", action="store_true", help="kernels under memory/CPU/file/process limits")
-    parser.add_argument("--offline", action="store_true", help="kernels without network (implies --limits)")
+    parser.add_argument("--unsandboxed", action="store_true",
+                        help="grade without a sandbox (student code runs with your rights; verdicts are still "
+                             "decided outside the student's process)")
     parser.add_argument("names", nargs="*")
     args = parser.parse_args(argv)
     if not (args.course / "submitted").is_dir():
         print(f"no submitted/ folder in {args.course}: collect the submissions first "
               "(nbgrader collect, or copy them to submitted/<student>/<assignment>/)", file=sys.stderr)
         return 2
-    if args.offline and not network_isolation_available():
-        print("warning: this machine does not allow network namespaces (needs root or CAP_SYS_ADMIN); "
-              "grading with limits but WITH network access", file=sys.stderr)
-    reviews, log = autograde(args.course, args.names, limits=args.limits or args.offline, offline=args.offline)
+    ok, why = sandbox.available()
+    if not ok and not args.unsandboxed:
+        print(f"cannot grade: {why}.\nGrading runs every submission in a sandbox. To grade without one anyway "
+              "(student code then runs with your rights), use: make autograde UNSANDBOXED=1", file=sys.stderr)
+        return 2
+    print(f"sandbox: {'none (--unsandboxed)' if args.unsandboxed else why}; {sandbox.limits()}")
+    reviews, log = autograde(args.course, args.names, unsandboxed=args.unsandboxed)
     (args.course / "build").mkdir(exist_ok=True)
     (args.course / "build" / "autograde.log").write_text(log, encoding="utf-8")
     flags = [f for f in scan(args.course / "submitted") if not args.names or f.assignment in args.names]
     if not reviews:
         print("every submission was autograded (nbgrader's log: build/autograde.log)")
     else:
-        print(f"{len(reviews)} submission(s) need manual review (they are NOT in the gradebook as graded):")
+        print(f"{len(reviews)} submission(s) need manual review:")
         for r in reviews:
-            print(f"  {r.student:<16} {r.assignment:<26} {r.reason}")
+            print(f"  {printable(r.student, 40):<16} {printable(r.assignment, 40):<26} {printable(r.reason, 400)}")
         print("nbgrader's log: build/autograde.log")
     if flags:
-        print(f"red flags ({len(flags)}; graded, but look at them before releasing grades; `make redflags` lists them again):")
+        print(f"red flags ({len(flags)}; look at them before releasing grades; `make redflags` lists them again):")
         for f in flags:
-            print(f"  {f.line()}")
+            print(f"  {printable(f.line(), 400)}")
     return 1 if reviews or flags else 0
 
 

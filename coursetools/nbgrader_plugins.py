@@ -38,6 +38,8 @@ def failure_message(cell_source: str, ename: str, evalue: str) -> str:
     if ename in ("CellTimeoutError", "KeyboardInterrupt"):
         return (f"時間切れ（{title}）: 制限時間内に終わりませんでした。"
                 "無限ループや、とても遅い処理がないか確認してください")
+    if ename == "SandboxError":
+        return f"エラー（{title}）: {evalue}"
     if ename == "NameError":
         return (f"エラー（{title}）: NameError: {evalue}。解答セルを実行したか、"
                 "関数やクラスの名前が問題文どおりか確認してください")
@@ -62,3 +64,137 @@ class ConciseFailures(NbGraderPreprocessor):
                     output["traceback"] = [failure_message(cell.source, output.get("ename", "Error"),
                                                            output.get("evalue", ""))]
         return cell, resources
+
+
+class SandboxedExecute(NbGraderPreprocessor):
+    """Autograde's execution step: student cells in a sandbox, test cells in the grader.
+
+    Replaces nbgrader's Execute in `Autograde.autograde_preprocessors` (nbgrader_config.py). The
+    student's code cells run in coursetools.runner inside one bubblewrap sandbox per submission
+    (coursetools.sandbox); the test cells, restored by nbgrader from the gradebook, run in this
+    process through coursetools.judge and never reach the student's process. Each cell gets the
+    outputs nbgrader grades from: a graded test cell that raised has an `error` output.
+
+    Without bubblewrap this refuses to grade (every submission fails with a message) unless the
+    instructor sets NEURAL_ENGINE_UNSANDBOXED=1: then the runner is an ordinary child process
+    (verdicts are still decided here, but student code can read and write what the grader can).
+    """
+
+    from traitlets import Float, Integer
+
+    timeout = Float(60, help="seconds per cell").tag(config=True)
+    deadline = Float(900, help="seconds per submission, all cells together").tag(config=True)
+    memory = Integer(2 << 30, help="bytes of memory for the submission's whole process tree").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        import os
+
+        from . import judge, sandbox
+
+        unsandboxed = os.environ.get("NEURAL_ENGINE_UNSANDBOXED") == "1"
+        if not unsandboxed:
+            ok, why = sandbox.available()
+            if not ok:
+                raise RuntimeError(f"no sandbox for grading: {why}. Grade with a sandbox, or set "
+                                   "NEURAL_ENGINE_UNSANDBOXED=1 to grade without one (student code then "
+                                   "runs with the grader's rights)")
+        slot = int(os.environ.get("NEURAL_ENGINE_SLOT", "0"))
+        cells = judge.cells_of(nb)
+        report = judge.grade_cells(cells, slot=slot, sandboxed=not unsandboxed, cell_timeout=self.timeout,
+                                   deadline=self.deadline, memory=self.memory)
+        count = 0
+        for cell in cells:
+            count += 1
+            target = nb.cells[cell.index]
+            target.execution_count = count
+            target.outputs = _outputs(report.outputs.get(cell.index))
+        resources.setdefault("sandbox", {})["events"] = report.events
+        resources["sandbox"]["seconds"] = report.seconds
+        if report.events:
+            self.log.warning("sandbox events: %r", report.events[:20])
+        _write_record(resources, report, not unsandboxed)
+        return nb, resources
+
+
+def _write_record(resources, report, sandboxed):
+    """build/sandbox/<assignment>/<student>.json: what happened to this submission's sandbox.
+
+    Written by the grader (student code cannot reach the course directory); coursetools.grade
+    reads it to tell the instructor why a submission needs a look.
+    """
+    import json
+    import os
+    from pathlib import Path
+
+    info = resources.get("nbgrader", {})
+    student, assignment = str(info.get("student", "")), str(info.get("assignment", ""))
+    root = os.environ.get("NEURAL_ENGINE_RECORDS") or os.path.join(os.getcwd(), "build", "sandbox")
+    if not student or not assignment or "/" in student + assignment or student.startswith("."):
+        return
+    folder = Path(root) / assignment
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{student}.json").write_text(json.dumps({
+        "student": student, "assignment": assignment, "sandboxed": sandboxed,
+        "seconds": round(report.seconds, 2), "events": report.events}, ensure_ascii=False), encoding="utf-8")
+
+
+def _outputs(result):
+    from nbformat.v4 import new_output
+
+    if result is None:
+        return [new_output("error", ename="SandboxError", evalue="実行されませんでした", traceback=[])]
+    outputs = []
+    if result.stdout:
+        outputs.append(new_output("stream", name="stdout", text=result.stdout))
+    if result.stderr:
+        outputs.append(new_output("stream", name="stderr", text=result.stderr))
+    if result.error:
+        error = result.error
+        trace = [str(line) for line in error.get("traceback", [])] or [f"{error['ename']}: {error['evalue']}"]
+        outputs.append(new_output("error", ename=error["ename"], evalue=error["evalue"], traceback=trace))
+    return outputs
+
+
+class SanitizeStudentContent(NbGraderPreprocessor):
+    """What a student wrote, made safe to show in a browser (formgrader, feedback).
+
+    Markdown and raw cells are cleaned with nh3 (the Ammonia HTML sanitiser: no scripts, event
+    handlers or javascript: links); outputs other than text, PNG images and errors are dropped
+    (a student's cell cannot put HTML or JavaScript into what the instructor or a student opens).
+    """
+
+    KEEP = {"text/plain", "image/png"}
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type in ("markdown", "raw"):
+            cell.source = clean_markdown(cell.source)
+            cell.pop("attachments", None)
+        elif cell.cell_type == "code":
+            kept = []
+            for output in cell.get("outputs", []):
+                if output.get("output_type") in ("display_data", "execute_result"):
+                    output["data"] = {k: v for k, v in output.get("data", {}).items() if k in self.KEEP}
+                    if not output["data"]:
+                        continue
+                kept.append(output)
+            cell.outputs = kept
+        return cell, resources
+
+
+def clean_markdown(source: str) -> str:
+    """Markdown a student may have edited, without scripts, event handlers or script links.
+
+    Text that the sanitiser leaves unchanged (all of the course's own markdown: math, tables,
+    `<a id=...>` anchors) is kept byte for byte; anything else is replaced by nh3's cleaned text.
+    Markdown links to javascript:, vbscript: or data: URLs are disabled as well.
+    """
+    import html
+    import re
+
+    import nh3
+
+    attributes = {tag: set(names) for tag, names in nh3.ALLOWED_ATTRIBUTES.items()}
+    attributes.setdefault("a", set()).update({"id", "name"})
+    cleaned = nh3.clean(source, attributes=attributes, link_rel=None, url_schemes={"http", "https", "mailto"})
+    text = source if html.unescape(cleaned) == source else cleaned
+    return re.sub(r"(\]\(\s*<?\s*)(javascript|vbscript|data)\s*:", r"\1#blocked-", text, flags=re.I)
