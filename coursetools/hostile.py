@@ -4,10 +4,14 @@
 
 Every case is a submission of Notebook 71 (or 74 for the gradient-checker cheat) built from the
 release notebook. They are graded together in one scratch course, the way a real class is graded
-(coursetools.grade with resource limits and, where the OS allows, without network), with a short
-cell timeout so that the deliberate infinite loops cost seconds, not minutes. Each case states
-its expected outcome: the score of every graded cell, or "review" (not graded; the instructor is
-told why).
+(coursetools.grade: one sandbox per submission, test cells in the grader), with a short cell
+timeout so that the deliberate infinite loops cost seconds, not minutes. Each case states its
+expected outcome: the score of every graded cell, or "review" (not graded; the instructor is told
+why); `review_too` marks graded submissions that must also be reported (their sandbox restarted).
+The cheats come from what a hostile student tried against the earlier design, where test cells ran
+in the student's own kernel: IPython transformers and hooks, patched builtins and NumPy, reading
+the test's variables, reading the course's solutions, writing the gradebook, processes that
+outlive grading, HTML and JavaScript in outputs and markdown.
 """
 from __future__ import annotations
 
@@ -132,8 +136,112 @@ class _FakeNumPy:
 np = _FakeNumPy()
 '''
 
-# the answer cell (ex61) of each case the grading guard stops
+# the answer cell (ex61) of each case that passes when tests run in the student's kernel
 NUMPY_CHEATS = {"h-cheat-np-max": PATCH_NUMPY_CORE, "h-cheat-np-fake": REBIND_NP}
+
+# cheats that rewrite or hide what later cells do, inside IPython (the runner uses IPython too)
+IPYTHON_CHEATS = FAKE_DERIVATIVES + '''
+_ip = get_ipython()
+_ip.input_transformers_post.append(lambda lines: ["pass\\n"] if lines and "テスト" in lines[0] else lines)
+import ast as _ast
+class _Blank(_ast.NodeTransformer):
+    def visit_Assert(self, node):
+        return None
+_ip.ast_transformers.append(_Blank())
+_ip.set_custom_exc((AssertionError,), lambda *a, **k: None)
+_ip.events.register("post_run_cell", lambda result: setattr(result, "error_in_exec", None))
+'''
+
+BUILTIN_CHEATS = FAKE_DERIVATIVES + '''
+import builtins as _b, numpy as _np, types as _types
+_b.abs = lambda x: 0.0
+_b.all = lambda x: True
+_b.float = lambda *a: 0.0
+vars(_np)["max"] = lambda *a, **k: 0.0
+vars(_np)["allclose"] = lambda *a, **k: True
+_types.ModuleType.__setattr__(_np, "abs", lambda *a, **k: 0.0)
+def abs(x):
+    return 0.0
+'''
+
+# answers that look for the test's own values: the caller's frame, globals, a trace function
+SNOOP_CHEATS = '''
+import sys as _sys
+def _expected_from_callers(x):
+    frame = _sys._getframe(1)
+    while frame is not None:
+        for name in ("_num", "_expected", "_want", "expected"):
+            if name in frame.f_locals:
+                return frame.f_locals[name]
+            if name in frame.f_globals:
+                return frame.f_globals[name]
+        frame = frame.f_back
+    return 0.0
+df1 = df2 = df3 = _expected_from_callers
+def _tracer(frame, event, arg):
+    if event == "return" and frame.f_code.co_name == "<module>":
+        for name in list(frame.f_locals):
+            if name.startswith("_") and isinstance(frame.f_locals[name], float):
+                frame.f_locals[name] = 0.0
+    return _tracer
+_sys.settrace(_tracer)
+import threading as _threading, time as _time
+def _keep_patching():
+    import numpy as _np
+    while True:
+        try:
+            _np.max = lambda *a, **k: 0.0
+        except Exception:
+            pass
+        _time.sleep(0.001)
+_threading.Thread(target=_keep_patching, daemon=True).start()
+'''
+
+# reading the instructor's files: the solutions in source/, other submissions, the gradebook
+SNOOP_FILES = '''
+import os as _os, sys as _sys, time as _time
+_found, _stop = [], _time.monotonic() + 4
+_wanted = ("gradebook.db", "71_chain_rule.ipynb", "nbgrader_config.py", "judge.py", "hostile.py")
+for _top in sorted(set(_os.listdir("/")) - {"proc", "sys", "dev"}):
+    for _dir, _subdirs, _files in _os.walk("/" + _top):
+        _found += [_os.path.join(_dir, f) for f in _files if f in _wanted]
+        if _time.monotonic() > _stop:
+            break
+_found = [p for p in _found if not p.startswith(_sys.prefix + "/")]   # the read-only runtime is visible by design
+print("FILES:", _found or "none found")
+_wrote = []
+for _path in _found + ["/work/gradebook.db", "../gradebook.db"]:
+    try:
+        with open(_path, "a") as _f:
+            _f.write("x")
+        _wrote.append(_path)
+    except OSError:
+        pass
+print("WROTE:", _wrote or "nothing")
+print("IN:", [s[:60] for s in globals().get("In", [])] if "In" in globals() else "no In")
+'''
+
+# a process that outlives its cell and the grading, and tries to write afterwards
+LINGER = '''
+import os as _os, subprocess as _subprocess, time as _time
+_subprocess.Popen(["sleep", "1000"], start_new_session=True)
+if _os.fork() == 0:
+    _os.setsid()
+    _time.sleep(3)
+    for _path in ("/work/gradebook.db", "gradebook.db"):
+        try:
+            open(_path, "a").write("late")
+        except OSError:
+            pass
+    _time.sleep(1000)
+    _os._exit(0)
+'''
+
+HTML_OUTPUT = '''
+from IPython.display import HTML, Javascript, display
+display(HTML('<script>alert("student")</script><img src=x onerror="alert(1)">'))
+display(Javascript('alert("student js")'))
+'''
 
 
 @dataclass
@@ -146,6 +254,8 @@ class Case:
     filename: str = ""                   # default: <assignment>.ipynb
     expect_output: str = ""              # text that must appear in the autograded notebook
     notes: list = field(default_factory=list)
+    review_too: bool = False             # graded with expect, and reported for review as well
+    extra_files: dict = field(default_factory=dict)   # {name: text} placed next to the notebook
 
 
 def cases(network_port: int | None = None) -> list[Case]:
@@ -174,8 +284,10 @@ except OSError as _error:
                                                              "print('x' * 30_000_000)\n"}), ALL_71),
         Case("h-sysexit", "import sys; sys.exit() in an answer cell", A71,
              lambda: with_answers(A71, {"ex61-answer": s61 + "\nimport sys\nsys.exit()\n"}), ALL_71),
-        Case("h-kill", "os._exit(0) kills the kernel: flagged for manual review, others still graded", A71,
-             lambda: with_answers(A71, {"ex62-answer": s62 + "\nimport os\nos._exit(0)\n"}), "review"),
+        Case("h-kill", "os._exit(0) at the end of an answer cell kills the sandbox: that cell is lost (its "
+             "exercise scores 0), the sandbox restarts, the rest is graded, and the instructor is told", A71,
+             lambda: with_answers(A71, {"ex62-answer": s62 + "\nimport os\nos._exit(0)\n"}),
+             {**ALL_71, "ex62-paths-tests": 0.0, "ex62-reverse-tests": 0.0}, review_too=True),
         Case("h-stderr", "correct code that writes warnings to stderr keeps its points", A71,
              lambda: with_answers(A71, {"ex61-answer": s61 + "\nimport sys, warnings\n"
                                         "print('注意: 標準エラーへの出力', file=sys.stderr)\n"
@@ -194,13 +306,35 @@ except OSError as _error:
         Case("h-cheat-patch", "np.allclose, np.isclose, np.testing and math.isclose patched to pass", A71,
              lambda: with_answers(A71, {"ex61-answer": PATCHES}, blank_others=True), NONE_71),
         Case("h-cheat-np-max", "visible-test-only df1..df3 plus np.max patched to return 0 (the hidden tests' "
-             "comparison): stopped by coursetools/grading_guard.py", A71,
-             lambda: with_answers(A71, {"ex61-answer": NUMPY_CHEATS["h-cheat-np-max"]}, blank_others=True), NONE_71,
-             expect_output="numpy.max を置き換えられません"),
-        Case("h-cheat-np-fake", "visible-test-only df1..df3 plus `np` rebound to a fake whose max returns 0: "
-             "the real module is restored before the tests", A71,
-             lambda: with_answers(A71, {"ex61-answer": NUMPY_CHEATS["h-cheat-np-fake"]}, blank_others=True), NONE_71,
-             expect_output="元のモジュールに戻しました"),
+             "comparison): the tests use the grader's NumPy", A71,
+             lambda: with_answers(A71, {"ex61-answer": NUMPY_CHEATS["h-cheat-np-max"]}, blank_others=True), NONE_71),
+        Case("h-cheat-np-fake", "visible-test-only df1..df3 plus `np` rebound to a fake whose max returns 0", A71,
+             lambda: with_answers(A71, {"ex61-answer": NUMPY_CHEATS["h-cheat-np-fake"]}, blank_others=True), NONE_71),
+        Case("h-cheat-ipython", "visible-test-only df1..df3 plus IPython input and AST transformers that blank "
+             "the test cells, a custom exception handler and a post_run_cell hook that hide failures", A71,
+             lambda: with_answers(A71, {"ex61-answer": IPYTHON_CHEATS}, blank_others=True), NONE_71),
+        Case("h-cheat-builtins", "visible-test-only df1..df3 plus builtins patched (abs, all, float), "
+             "`def abs`, NumPy patched through vars(np) and ModuleType.__setattr__", A71,
+             lambda: with_answers(A71, {"ex61-answer": BUILTIN_CHEATS}, blank_others=True), NONE_71),
+        Case("h-cheat-snoop", "df1..df3 read the test's expected values from the caller's frames and globals; a "
+             "trace function rewrites the test's variables; a thread keeps patching np.max", A71,
+             lambda: with_answers(A71, {"ex61-answer": SNOOP_CHEATS}, blank_others=True), NONE_71),
+        Case("h-files", "reads and writes every instructor file it can find (solutions in source/, gradebook, "
+             "other submissions, the grader's code) and prints In; the right answers otherwise", A71,
+             lambda: with_answers(A71, {"ex61-answer": s61 + SNOOP_FILES}), ALL_71,
+             expect_output="FILES: none found"),
+        Case("h-shadow", "blank answers plus numpy.py and sitecustomize.py next to the notebook that would fake "
+             "everything if imported", A71,
+             lambda: with_answers(A71, {}, blank_others=True), NONE_71,
+             extra_files={"numpy.py": "raise SystemExit('shadowed numpy imported')\n",
+                          "sitecustomize.py": "import builtins\nbuiltins.abs = lambda x: 0.0\n"}),
+        Case("h-linger", "starts a process and a forked daemon that outlive the cell and try to write the "
+             "gradebook later; the right answers otherwise", A71,
+             lambda: with_answers(A71, {"ex62-answer": s62 + LINGER}), ALL_71),
+        Case("h-html", "HTML and JavaScript outputs, and a markdown cell with a script and an onerror handler", A71,
+             lambda: _with_markdown(with_answers(A71, {"ex61-answer": s61 + HTML_OUTPUT}),
+                                    '<script>alert("md")</script><img src=x onerror="alert(2)">'
+                                    '[click](javascript:alert(3))'), ALL_71),
         Case("h-cheat-checker", "74: relative_error (the lecture's checker) replaced by `return 0.0`", A74,
              lambda: with_answers(A74, {"ex81-answer": "relative_error = lambda analytic, numeric: 0.0\n"
                                         + solution(A74, "ex81-answer")}),
@@ -209,14 +343,19 @@ except OSError as _error:
              lambda: with_answers(A71, {}), "review", filename="71_chain_rule (1).ipynb"),
         Case("h-truncated", "an upload cut off in the middle of the JSON", A71,
              lambda: nbformat.writes(with_answers(A71, {})).encode()[:5000], "review"),
-        Case("h-memory", "a memory bomb after correct definitions: stopped by the kernel's memory limit", A71,
+        Case("h-memory", "a memory bomb after correct definitions: stopped by the sandbox's memory limit", A71,
              lambda: with_answers(A71, {"ex61-answer": s61 + "\n_hog = []\nwhile True:\n"
                                                              "    _hog.append(np.ones(10 ** 7))\n"}),
              ALL_71, expect_output="MemoryError"),
-        # "NETWORK: blocked" is checked only where the OS allows isolation (tests/test_hostile.py)
-        Case("h-network", "student code tries to open a connection (blocked when grading offline)", A71,
-             lambda: with_answers(A71, {"ex61-answer": s61 + network_probe}), ALL_71),
+        Case("h-network", "student code tries to open a connection to a server of the grading machine", A71,
+             lambda: with_answers(A71, {"ex61-answer": s61 + network_probe}), ALL_71,
+             expect_output="NETWORK: blocked"),
     ]
+
+
+def _with_markdown(nb, text: str):
+    nb.cells.insert(1, nbformat.v4.new_markdown_cell(text))
+    return nb
 
 
 def _listen() -> tuple[socket.socket, int]:
@@ -247,13 +386,11 @@ def _output_text(path: Path) -> str:
     return "\n".join(parts)
 
 
-def run(workdir: Path, offline: bool = True) -> dict:
-    """Grade every case; returns {"cases", "scores", "reviews", "outputs", "course", "seconds", "offline"}."""
+def run(workdir: Path) -> dict:
+    """Grade every case; returns {"cases", "scores", "reviews", "outputs", "course", "seconds"}."""
     from .demo import collect_scores
     from .grade import autograde
-    from .limited_kernel import network_isolation_available
 
-    offline = offline and network_isolation_available()
     server, port = _listen()
     try:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -264,6 +401,8 @@ def run(workdir: Path, offline: bool = True) -> dict:
             folder.mkdir(parents=True, exist_ok=True)
             content = case.build()
             target = folder / (case.filename or f"{case.assignment}.ipynb")
+            for name, text in case.extra_files.items():
+                (folder / name).write_text(text, encoding="utf-8")
             if isinstance(content, bytes):
                 target.write_bytes(content)
             else:
@@ -273,8 +412,7 @@ def run(workdir: Path, offline: bool = True) -> dict:
         for name in (A71, A74):
             nbgrader(["generate_assignment", name, "--force"], course)
         start = time.perf_counter()
-        reviews, log = autograde(course, [A71, A74], limits=True, offline=offline,
-                                 extra_args=[f"--Execute.timeout={CELL_TIMEOUT}"])
+        reviews, log = autograde(course, [A71, A74], extra_args=[f"--SandboxedExecute.timeout={CELL_TIMEOUT}"])
         seconds = time.perf_counter() - start
     finally:
         server.close()
@@ -284,7 +422,7 @@ def run(workdir: Path, offline: bool = True) -> dict:
         path = course / "autograded" / case.student / case.assignment / f"{case.assignment}.ipynb"
         outputs[case.student] = _output_text(path) if path.is_file() else ""
     return {"cases": all_cases, "scores": scores, "reviews": {(r.student, r.assignment): r.reason for r in reviews},
-            "outputs": outputs, "course": course, "seconds": seconds, "offline": offline, "log": log}
+            "outputs": outputs, "course": course, "seconds": seconds, "log": log}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -292,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=ROOT / "build" / "hostile")
     args = parser.parse_args(argv)
     result = run(args.workdir.resolve())
-    print(f"graded in {result['seconds']:.0f} s (offline: {result['offline']})")
+    print(f"graded in {result['seconds']:.0f} s")
     for case in result["cases"]:
         review = result["reviews"].get((case.student, case.assignment))
         got = result["scores"].get(case.student, {}).get(case.assignment)

@@ -272,10 +272,10 @@ def _limit_process(cgroup: Cgroup | None, memory: int, pids: int):
         import resource
 
         os.setsid()
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
         if cgroup:
             cgroup.enter()
         else:  # no cgroup: per-process limits are what is left
-            resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
             try:
                 resource.setrlimit(resource.RLIMIT_NPROC, (pids, pids))
             except (ValueError, OSError):
@@ -288,7 +288,10 @@ def _limit_process(cgroup: Cgroup | None, memory: int, pids: int):
 def start(slot: int = 0, sandboxed: bool = True, memory: int = MEMORY, pids: int = PIDS,
           cpus: float = CPU_CORES) -> Sandbox:
     """Start a runner; its stdin/stdout pipes are the channel to the judge."""
-    cgroup = Cgroup.create(f"s{os.getpid()}-{slot}-{time.monotonic_ns()}", memory, pids, cpus) if sandboxed else None
+    # the cgroup bounds the whole tree; each process also gets an address-space limit, so that one
+    # runaway allocation ends in a MemoryError in its own cell rather than in the OOM killer
+    cgroup = Cgroup.create(f"s{os.getpid()}-{slot}-{time.monotonic_ns()}", memory + memory // 2, pids, cpus) \
+        if sandboxed else None
     env = {"PATH": "/usr/bin:/bin", "HOME": "/home/student" if sandboxed else os.environ.get("HOME", "/tmp"),
            "MPLBACKEND": "Agg", "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
            "MKL_NUM_THREADS": "1", "LANG": "C.UTF-8"}

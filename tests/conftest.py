@@ -114,7 +114,7 @@ def corpus_autograde():
 
 @pytest.fixture(scope="session")
 def hostile_run():
-    """The hostile class graded like a real class (limited kernels, offline where possible)."""
+    """The hostile class graded like a real class (one sandbox per submission, tests in the grader)."""
     return _start("hostile_run", _run_hostile).result()
 
 

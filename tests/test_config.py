@@ -17,10 +17,26 @@ def test_config_loads_and_sets_the_course_policies():
     assert c.OverwriteCells.add_missing_cells is True
     assert c.LimitOutput.max_lines > 0 and c.LimitOutput.max_traceback > 0
     names = [p.__name__ for p in c.Autograde.autograde_preprocessors]
-    assert names.index("KeepPointsOnStderr") == names.index("Execute") + 1
-    assert names.index("KeepPointsOnStderr") < names.index("SaveAutoGrades")
+    assert "Execute" not in names, "autograde must not run test cells in the student's kernel"
+    assert names.index("KeepPointsOnStderr") == names.index("SandboxedExecute") + 1
+    assert names.index("SanitizeStudentContent") < names.index("SaveAutoGrades")
+    assert c.SandboxedExecute.timeout > 0 and c.SandboxedExecute.deadline >= c.SandboxedExecute.timeout
     feedback = [p.__name__ for p in c.GenerateFeedback.preprocessors]
-    assert feedback[:2] == ["ClearHiddenTests", "ConciseFailures"] and "GetGrades" in feedback
+    assert feedback[:3] == ["ClearHiddenTests", "ConciseFailures", "SanitizeStudentContent"] and "GetGrades" in feedback
+
+
+def test_markdown_from_students_is_sanitised_but_the_courses_own_is_kept():
+    import json
+
+    from coursetools.nbgrader_plugins import clean_markdown
+
+    for path in sorted(ROOT.glob("release/*/*.ipynb")):
+        for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+            if cell["cell_type"] == "markdown":
+                text = "".join(cell["source"])
+                assert clean_markdown(text) == text, f"{path.name}: lecture markdown changed by the sanitiser"
+    dirty = clean_markdown('<script>alert(1)</script><img src=x onerror="alert(2)"> [a](javascript:alert(3))')
+    assert "<script" not in dirty and "onerror" not in dirty and "javascript:" not in dirty, dirty
 
 
 def test_stderr_relabelling_only_touches_grade_cells():
