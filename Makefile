@@ -56,7 +56,7 @@ mutation: $(STAMP) ## mutate every solution region, grade each mutant, report ki
 test: $(STAMP) sandbox-deps ## the whole test suite (CI runs this)
 	$(PY) -m pytest
 
-test-browser: $(STAMP) browser-deps ## JupyterLab + nbgrader extensions driven in headless Chromium (screenshots: build/screenshots)
+test-browser: $(STAMP) browser-deps sandbox-deps ## JupyterLab + nbgrader extensions driven in headless Chromium (screenshots: build/screenshots)
 	$(PY) -m pytest browser_tests
 
 # Chromium from the OS packages (Playwright never downloads a browser here) and a Japanese font,
