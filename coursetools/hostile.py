@@ -263,12 +263,17 @@ def cases(network_port: int | None = None) -> list[Case]:
     network_probe = ""
     if network_port:
         network_probe = f'''
-import socket as _socket
-try:
-    _socket.create_connection(("127.0.0.1", {network_port}), timeout=3).close()
-    print("NETWORK: reachable")
-except OSError as _error:
-    print("NETWORK: blocked", type(_error).__name__)
+import socket as _socket, threading as _threading
+def _probe(where):
+    try:
+        _socket.create_connection(("127.0.0.1", {network_port}), timeout=3).close()
+        print(f"NETWORK: reachable ({{where}})")
+    except OSError as _error:
+        print(f"NETWORK: blocked ({{where}})", type(_error).__name__)
+_probe("main thread")
+_t = _threading.Thread(target=_probe, args=("another thread",))
+_t.start()
+_t.join()
 '''
     return [
         Case("h-control", "the solution, unchanged (control: grading under limits loses nothing)", A71,

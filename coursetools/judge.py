@@ -28,7 +28,6 @@ import builtins
 import contextlib
 import io
 import math
-import os
 import select
 import sys
 import time
@@ -137,12 +136,12 @@ class RemoteObject:
 
     def items(self):
         if self._kind == "dict":
-            return self._judge.request("call_method", ref=self._ref, name="items")
+            return self._judge.call(self, (), {}, method="items")
         return self.__getattr__("items")()
 
     def values(self):
         if self._kind == "dict":
-            return self._judge.request("call_method", ref=self._ref, name="values")
+            return self._judge.call(self, (), {}, method="values")
         return self.__getattr__("values")()
 
     def get(self, key, default=None):
@@ -338,7 +337,6 @@ class Judge:
         self.proxies: dict[int, RemoteObject] = {}
         self.cell_deadline = math.inf
         self.started = time.monotonic()
-        self.events: list[str] = []
         self.read_from_student: set = set()
         self.methods: dict = {}      # student type id -> names of functions its class defines
         self.dirty: dict = {}        # RemoteArrays changed here, written back with the next request
@@ -405,7 +403,7 @@ class Judge:
                 raise SandboxGone("bad message")
             kind = message.get("op")
             if kind == "reply":
-                if "restore" in message and getattr(self, "_pending_restore", None) is not None:
+                if "restore" in message and self._pending_restore is not None:
                     self._pending_restore(message["restore"])
                 if "error" in message:
                     raise _student_error(message["error"] if isinstance(message["error"], dict) else {})
@@ -417,8 +415,7 @@ class Judge:
 
     def _serve_callback(self, message):
         fd = self.box.proc.stdin.fileno()
-        saved = getattr(self, "_pending_restore", None)
-        self._pending_restore = None
+        saved, self._pending_restore = self._pending_restore, None
         try:
             obj = self.callbacks[message["id"]]
             op = message["op"]
@@ -457,11 +454,9 @@ class Judge:
             return value
         if isinstance(value, RemoteObject):
             return {"$r": object.__getattribute__(value, "_ref")}
-        if isinstance(value, RemoteArray) and value._origin is not None:
-            out = wire.encode_array(np.asarray(value), origin=value._origin)
-            return self._token(out, value, tokens)
         if isinstance(value, np.ndarray) and value.dtype.kind in wire.NUMERIC_KINDS:
-            return self._token(wire.encode_array(value), value, tokens)
+            origin = value._origin if isinstance(value, RemoteArray) else None   # a student's array: written back
+            return self._token(wire.encode_array(np.asarray(value), origin=origin), value, tokens)
         if isinstance(value, np.generic) and value.dtype.kind in wire.NUMERIC_KINDS:
             return wire.encode_array(value)
         if type(value) is complex:
@@ -479,7 +474,7 @@ class Judge:
             out = {"$d": [[self.encode(k, depth + 1, tokens), self.encode(v, depth + 1, tokens)]
                           for k, v in value.items()]}
             return self._token(out, value, tokens)
-        if type(value) in (float, int) or isinstance(value, (float, int)) and not isinstance(value, bool):
+        if isinstance(value, (float, int)):   # subclasses of float and int, as plain numbers
             return float(value) if isinstance(value, float) else int(value)
         ident = id(value)
         self.callbacks[ident] = value
@@ -545,10 +540,9 @@ class Judge:
         """Call a student function: arguments copied there and back (copy-restore)."""
         tokens: dict = {}
         enc_args = self.encode(tuple(args), tokens=tokens)
-        enc_kwargs = self.encode(dict(kwargs), tokens=None) if not kwargs else \
-            {"$d": [[k, self.encode(v, 1, tokens)] for k, v in kwargs.items()]}
+        enc_kwargs = {"$d": [[k, self.encode(v, 1, tokens)] for k, v in kwargs.items()]}
         originals = {token: value for token, value in tokens.values()}
-        saved = getattr(self, "_pending_restore", None)
+        saved = self._pending_restore
         self._pending_restore = lambda state: self._restore(state, originals)
         try:
             extra = {"method": method} if method else {}
@@ -590,10 +584,7 @@ class Judge:
     # -- cells -----------------------------------------------------------------------------------
     def exec_student(self, source: str) -> CellResult:
         self.cell_deadline = time.monotonic() + self.cell_timeout
-        try:
-            reply = self.request("exec", raw=True, source=source, timeout=self.cell_timeout)
-        except JudgeTimeout:
-            raise
+        reply = self.request("exec", raw=True, source=source, timeout=self.cell_timeout)
         if not isinstance(reply, dict):
             raise SandboxGone("bad exec reply")
         error = reply.get("error")
@@ -622,7 +613,6 @@ class Judge:
                         if key in wanted:
                             self.namespace[key] = self.decode(value)
                             self.from_student.add(key)
-                self.namespace.update(TRUSTED_NAMES)
                 self.namespace["__builtins__"] = builtins
                 exec(code, self.namespace, _Locals(self))
         except (SandboxGone, JudgeTimeout):

@@ -1,6 +1,9 @@
 """nbgrader preprocessors used by nbgrader_config.py."""
 from nbgrader import utils
 from nbgrader.preprocessors import NbGraderPreprocessor
+from traitlets import Float, Integer
+
+from . import sandbox
 
 
 class KeepPointsOnStderr(NbGraderPreprocessor):
@@ -80,16 +83,15 @@ class SandboxedExecute(NbGraderPreprocessor):
     (verdicts are still decided here, but student code can read and write what the grader can).
     """
 
-    from traitlets import Float, Integer
-
     timeout = Float(60, help="seconds per cell").tag(config=True)
     deadline = Float(900, help="seconds per submission, all cells together").tag(config=True)
-    memory = Integer(2 << 30, help="bytes of memory for the submission's whole process tree").tag(config=True)
+    memory = Integer(sandbox.MEMORY, help="bytes of address space per process of a submission "
+                                          "(the whole tree may use 1.5 times that)").tag(config=True)
 
     def preprocess(self, nb, resources):
         import os
 
-        from . import judge, sandbox
+        from . import judge
 
         unsandboxed = os.environ.get("NEURAL_ENGINE_UNSANDBOXED") == "1"
         if not unsandboxed:

@@ -29,6 +29,7 @@ import os
 import signal
 import struct
 import sys
+import time
 import weakref
 
 MAX_FRAME = 256 << 20       # bytes of one message
@@ -129,8 +130,8 @@ class TrustedObject:
         object.__setattr__(self, "_id", ident)
 
     def __call__(self, *args, **kwargs):
-        return self._runner.ask("cb_call", id=self._id, args=self._runner.encode_args(args),
-                                kwargs=self._runner.encode_args(kwargs))
+        return self._runner.ask("cb_call", id=self._id, args=self._runner.encode(args),
+                                kwargs=self._runner.encode(kwargs))
 
     def __getattr__(self, name):
         if name.startswith("__"):
@@ -168,9 +169,7 @@ class Runner:
 
         if depth > MAX_DEPTH:
             raise WireError("value nested too deeply")
-        if value is None or isinstance(value, (bool, str)) and type(value) in (bool, str):
-            return value
-        if type(value) is int or type(value) is float:
+        if value is None or type(value) in (bool, str, int, float):
             return value
         if isinstance(value, TrustedObject):
             return {"$cb": object.__getattribute__(value, "_id")}
@@ -207,9 +206,6 @@ class Runner:
             if isinstance(own, dict):
                 out["sh"] = sorted(self.types_sent[id(cls)] & set(own))   # instance attributes hiding methods
         return out
-
-    def encode_args(self, values):
-        return self.encode(values)
 
     def decode(self, value, depth=0):
         if depth > MAX_DEPTH:
@@ -333,8 +329,6 @@ class Runner:
                 result = target(*args, **kwargs)
                 encoded = self.encode(result)
                 return encoded, ({"restore": self.restore_state()} if self.inbound else {})
-            if op == "call_method":
-                return self.encode(getattr(obj, m["name"])()), {}
             if op == "getattr":
                 return self.encode(getattr(obj, m["name"])), {}
             if op == "setattr":
@@ -453,8 +447,6 @@ class _time_limit:
 
     def __enter__(self):
         if self.seconds:
-            import time
-
             signal.signal(signal.SIGALRM, _on_alarm)
             self.outer, _ = signal.setitimer(signal.ITIMER_REAL, float(self.seconds))
             if self.outer and self.outer < float(self.seconds):
@@ -463,8 +455,6 @@ class _time_limit:
 
     def __exit__(self, *exc):
         if self.seconds:
-            import time
-
             left = self.outer - (time.monotonic() - self.start) if self.outer else 0.0
             signal.setitimer(signal.ITIMER_REAL, max(left, 0.001) if self.outer else 0.0)
         return False

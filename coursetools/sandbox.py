@@ -94,7 +94,8 @@ class Cgroup:
                 path.mkdir(parents=True, exist_ok=True)
                 group.paths.append(path)
                 (path / "memory.max").write_text(str(memory))
-                (path / "memory.swap.max").write_text("0") if (path / "memory.swap.max").exists() else None
+                if (path / "memory.swap.max").exists():
+                    (path / "memory.swap.max").write_text("0")
                 (path / "pids.max").write_text(str(pids))
                 (path / "cpu.max").write_text(f"{int(cpus * 100000)} 100000")
             elif {"memory", "pids"} <= set(roots):

@@ -41,7 +41,8 @@ def test_review_reasons_are_specific(hostile_run):
 
 @pytest.mark.parametrize("student", sorted(s for s, c in CASES.items() if c.expect_output))
 def test_the_graded_notebook_shows_what_stopped_the_submission(hostile_run, student):
-    """The grading guard's messages, and h-memory's MemoryError (stopped by the limit, not the machine)."""
+    """h-memory's MemoryError (stopped by the limit, not the machine), the blocked network probe, and
+    h-files finding no instructor file."""
     case = CASES[student]
     assert case.expect_output in hostile_run["outputs"][student], \
         f"{student} ({case.what}): {case.expect_output!r} is not in the autograded notebook's output"
@@ -87,6 +88,12 @@ def test_grading_finishes_in_bounded_time(hostile_run):
     assert hostile_run["seconds"] < 240, f"grading the hostile class took {hostile_run['seconds']:.0f} s"
 
 
+def test_no_thread_of_student_code_reaches_the_network(hostile_run):
+    text = hostile_run["outputs"]["h-network"]
+    assert "NETWORK: blocked (main thread)" in text and "NETWORK: blocked (another thread)" in text, text[-800:]
+    assert "reachable" not in text
+
+
 def test_hidden_tests_never_reach_the_students_process(hostile_run):
     """h-files prints In and every file it can find; nothing of the tests or the course is there."""
     text = hostile_run["outputs"]["h-files"]
@@ -127,6 +134,10 @@ def test_the_sandbox_holds_nothing_of_the_instructors():
 
     code = ("import os, socket, sys\n"
             f"print('uid', os.getuid())\n"
+            "print('caps', open('/proc/self/status').read().split('CapEff:')[1].split()[0])\n"
+            "try:\n    open('/tmp/big', 'wb').write(b'0' * (200 << 20)); print('disk unbounded')\n"
+            "except OSError:\n    print('disk bounded')\n"
+            "import os as _o\n_o.path.exists('/tmp/big') and _o.remove('/tmp/big')\n"
             f"print('course', os.path.exists({str(ROOT / 'source')!r}), os.path.exists({str(ROOT / 'nbgrader_config.py')!r}))\n"
             "try:\n    socket.create_connection(('127.0.0.1', 22), timeout=2); print('net open')\n"
             "except OSError as e:\n    print('net blocked')\n"
@@ -137,6 +148,7 @@ def test_the_sandbox_holds_nothing_of_the_instructors():
     cmd = cmd[:cmd.index(sys.executable)] + [sys.executable, "-I", "-c", code]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout
     assert "uid 0" not in out and "course False False" in out and "net blocked" in out, out
+    assert "caps 0000000000000000" in out and "disk bounded" in out, out
     assert "write ok /tmp/x" in out and out.count("write blocked") == 2, out
 
 
@@ -152,6 +164,23 @@ def test_a_fork_bomb_and_a_memory_hog_are_bounded_for_the_whole_tree():
     report = judge.grade_cells([judge.Cell(0, "code", bomb)], slot=8, cell_timeout=20, deadline=60)
     out = report.outputs[0].stdout
     assert "children" in out and int(out.split()[-1]) < sandbox.PIDS, out
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="cgroups are created only when grading as root")
+def test_the_cgroup_bounds_memory_processes_and_cpu_of_the_whole_tree():
+    group = sandbox.Cgroup.create("test-limits", 3 << 30, 64, 1.0)
+    assert group, "no cgroup could be created here"
+    try:
+        values = {}
+        for path in group.paths:
+            for name in ("memory.max", "memory.limit_in_bytes", "pids.max", "cpu.max", "cpu.cfs_quota_us"):
+                if (path / name).is_file():
+                    values[name] = (path / name).read_text().split()[0]
+        assert values.get("memory.max", values.get("memory.limit_in_bytes")) == str(3 << 30), values
+        assert values["pids.max"] == "64", values
+        assert values.get("cpu.max", values.get("cpu.cfs_quota_us")) == "100000", values
+    finally:
+        group.remove()
 
 
 def test_names_from_submissions_are_escaped_in_reports():
