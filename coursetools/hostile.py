@@ -439,7 +439,8 @@ def main(argv: list[str] | None = None) -> int:
     for case in result["cases"]:
         review = result["reviews"].get((case.student, case.assignment))
         got = result["scores"].get(case.student, {}).get(case.assignment)
-        outcome = f"REVIEW: {review}" if review else f"{sum(got.values()):g} points {got}" if got else "not graded"
+        points = f"{sum(got.values()):g} points {got}" if got else "not graded"
+        outcome = f"REVIEW: {review}" + (f"\n      -> {points}" if got else "") if review else points
         print(f"  {case.student:<20} {case.what}\n      -> {outcome}")
     return 0
 
