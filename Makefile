@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lab release solutions check-release demo autograde redflags corpus hostile mutation test test-browser browser-deps sandbox-deps bench bench-digits clean
+.PHONY: help venv lab release solutions check-release demo autograde redflags corpus hostile mutation test test-student-env test-browser browser-deps sandbox-deps bench bench-autograde bench-digits clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -38,8 +38,8 @@ check-release: $(STAMP) ## only the leakage check of release/ and notebooks/
 demo: $(STAMP) sandbox-deps ## autograde the sample class in examples/, feedback, grades.csv, score table
 	$(PY) -m coursetools.demo
 
-autograde: $(STAMP) sandbox-deps ## grade submitted/ of a real class, one sandbox per submission; lists what needs a human (ASSIGNMENT=name; UNSANDBOXED=1 only if you must)
-	$(PY) -m coursetools.grade $(if $(UNSANDBOXED),--unsandboxed) $(ASSIGNMENT)
+autograde: $(STAMP) sandbox-deps ## grade submitted/ of a real class, one sandbox per submission, JOBS at a time (default: cores); lists what needs a human (ASSIGNMENT=name; UNSANDBOXED=1 only if you must)
+	$(PY) -m coursetools.grade $(if $(UNSANDBOXED),--unsandboxed) $(if $(JOBS),--jobs $(JOBS)) $(ASSIGNMENT)
 
 redflags: $(STAMP) ## report submissions with cheat patterns or broken files (SUBMISSIONS=dir, default submitted/ or examples/submitted/)
 	@$(PY) -m coursetools.redflags $(SUBMISSIONS) || test $$? -eq 1
@@ -55,6 +55,9 @@ mutation: $(STAMP) ## mutate every solution region, grade each mutant, report ki
 
 test: $(STAMP) sandbox-deps ## the whole test suite (CI runs this)
 	$(PY) -m pytest
+
+test-student-env: $(STAMP) ## the student edition in a plain environment (requirements-student.txt only, oldest supported versions; Colab's setup path)
+	$(PY) -m pytest student_env_tests
 
 test-browser: $(STAMP) browser-deps sandbox-deps ## JupyterLab + nbgrader extensions driven in headless Chromium (screenshots: build/screenshots)
 	$(PY) -m pytest browser_tests
@@ -92,6 +95,9 @@ sandbox-deps:
 
 bench: $(STAMP) ## wall time to execute each notebook top to bottom (median of 3 runs)
 	$(PY) -m coursetools.bench
+
+bench-autograde: $(STAMP) sandbox-deps ## grade a synthetic class (STUDENTS=30 per assignment, right/mixed/blank) with JOBS sandboxes: s per submission vs the notebook alone
+	$(PY) -m coursetools.bench_autograde $(if $(STUDENTS),--students $(STUDENTS)) $(if $(JOBS),--jobs $(JOBS))
 
 bench-digits: $(STAMP) ## Notebook 75's digits MLP: ms/epoch and accuracy, median of 5 runs (+ PyTorch if importable)
 	$(PY) -m coursetools.bench_digits

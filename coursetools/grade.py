@@ -2,10 +2,12 @@
 
     python -m coursetools.grade [--course DIR] [--unsandboxed] [assignments...]
 
-Runs `nbgrader autograde` for every assignment that has submissions (or the ones named). Every
-submission is executed by nbgrader_plugins.SandboxedExecute: the student's cells in a bubblewrap
-sandbox of its own, the test cells in the grader (coursetools.judge). Without bubblewrap this
-stops with a message, unless --unsandboxed is given.
+Runs nbgrader's autograde (NbGraderAPI.autograde, the converter `nbgrader autograde` runs) for
+every submission of the assignments that have submissions (or the ones named), --jobs at a time:
+one worker process per sandbox slot, all writing to the one gradebook. Every submission is
+executed by nbgrader_plugins.SandboxedExecute: the student's cells in a bubblewrap sandbox of its
+own, the test cells in the grader (coursetools.judge). Without bubblewrap this stops with a
+message, unless --unsandboxed is given.
 
 Afterwards it reports, per student, every submission that needs a look instead of letting it show
 up as a silent 0 in grades.csv:
@@ -15,6 +17,8 @@ up as a silent 0 in grades.csv:
   never from nbgrader's log);
 - its sandbox was stopped and restarted (os._exit, a crash, the memory limit, a cell or the
   submission over its time limit): it was graded, the cells concerned scored 0.
+- the gradebook disagrees with the grader: an autograded score that is not what the grader's
+  verdict for that cell gives, or a manual score or extra credit that was not there before grading.
 Then the red flags of coursetools.redflags. Names and text from submissions are printed with
 control characters escaped. Exit status 0 when nothing needs a human, 1 otherwise.
 """
@@ -22,8 +26,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
-import subprocess
 import sys
 import warnings
 from dataclasses import dataclass
@@ -31,7 +35,7 @@ from pathlib import Path
 
 import nbformat
 
-from .common import ROOT, nbgrader_meta, venv_env
+from .common import ROOT, nbgrader_meta
 
 
 @dataclass
@@ -92,32 +96,161 @@ def graded_in_gradebook(course: Path, assignment: str) -> set[str]:
     return graded
 
 
+GradeKey = tuple  # (assignment, student, notebook, grade id)
+
+
+def gradebook_state(course: Path, names: list[str]) -> dict[GradeKey, dict]:
+    """Every grade of these assignments in the gradebook: auto/manual score, extra credit, max."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    state = {}
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        for name in names:
+            try:
+                submissions = gb.find_assignment(name).submissions
+            except MissingEntry:
+                continue
+            for submission in submissions:
+                for notebook in submission.notebooks:
+                    for grade in notebook.grades:
+                        state[(name, submission.student.id, notebook.name, grade.name)] = {
+                            "auto": grade.auto_score, "manual": grade.manual_score, "extra": grade.extra_credit,
+                            "max": grade.max_score, "code": getattr(grade.cell, "cell_type", "code") == "code"}
+    return state
+
+
+def check_gradebook(before: dict, after: dict, records: Path) -> list[Review]:
+    """The gradebook after grading, checked against what the grader decided and the instructor set.
+
+    Each autograded score must be the test cell's points if the grader's verdict (the record the
+    grader wrote for the submission) was "passed", 0 otherwise; a manual score or extra credit
+    must be what it was before grading (None for a new submission): only instructors set them.
+    """
+    found: dict[tuple[str, str], list[str]] = {}
+    verdicts: dict[tuple[str, str], dict] = {}
+    for key, grade in sorted(after.items()):
+        assignment, student, notebook, grade_id = key
+        problems = found.setdefault((student, assignment), [])
+        old = before.get(key, {"manual": None, "extra": None})
+        for field, label in (("manual", "manual score"), ("extra", "extra credit")):
+            if grade[field] != old[field]:
+                problems.append(f"{grade_id}: {label} {grade[field]!r} was not set by the instructor "
+                                f"(before grading: {old[field]!r})")
+        if not grade["code"]:
+            continue
+        if (student, assignment) not in verdicts:
+            path = records / assignment / f"{student}.json"
+            try:
+                verdicts[(student, assignment)] = json.loads(path.read_text(encoding="utf-8")).get("verdicts", {})
+            except (OSError, ValueError):
+                verdicts[(student, assignment)] = {}
+        verdict = verdicts[(student, assignment)].get(grade_id)
+        if verdict is None:
+            problems.append(f"{grade_id}: no verdict of the grader for this cell")
+        elif grade["auto"] != (grade["max"] if verdict else 0):
+            problems.append(f"{grade_id}: autograded score {grade['auto']!r}, but the grader decided "
+                            f"{'passed' if verdict else 'failed'} (of {grade['max']:g})")
+    return [Review(student, assignment, "gradebook check: " + "; ".join(problems)[:400])
+            for (student, assignment), problems in found.items() if problems]
+
+
+def submissions_of(course: Path, names: list[str]) -> list[tuple[str, str]]:
+    """(assignment, student) of every submission folder of these assignments."""
+    return [(name, folder.parent.name) for name in names
+            for folder in sorted((course / "submitted").glob(f"*/{name}")) if folder.is_dir()]
+
+
+# -- one grading worker per sandbox slot ----------------------------------------------------------
+_API = None
+
+
+def _worker_start(course: str, slots, env: dict, overrides: dict) -> None:
+    """A worker process: its own sandbox slot (uid) and one NbGraderAPI with the course's config."""
+    from nbgrader.apps import NbGraderAPI
+    from traitlets.config import Config
+    from traitlets.config.loader import PyFileConfigLoader
+
+    global _API
+    warnings.filterwarnings("ignore", module="nbgrader")       # SQLAlchemy's autoflush notes from nbgrader.api
+    warnings.filterwarnings("ignore", module="nbformat")       # cell ids that nbformat adds
+    os.environ.update(env)
+    os.environ["NEURAL_ENGINE_SLOT"] = str(slots.get())
+    os.chdir(course)
+    config = PyFileConfigLoader("nbgrader_config.py", path=course).load_config()
+    # Workers write to one SQLite gradebook: wait for another worker's short write, never fail on it.
+    config.CourseDirectory.db_url = f"sqlite:///{Path(course) / 'gradebook.db'}?timeout=300"
+    config.merge(Config(overrides))
+    _API = NbGraderAPI(config=config)
+
+
+def _worker_grade(task: tuple[str, str]) -> tuple[str, str, bool, str]:
+    assignment, student = task
+    result = _API.autograde(assignment, student, force=True, create=True)
+    return assignment, student, bool(result.get("success")), result.get("log", "") + result.get("error", "")
+
+
+def _expected_seconds(course: Path, assignment: str) -> float:
+    """Longest submissions first (75 and 76 take longest), so that workers finish together."""
+    record = sorted((course / "build" / "sandbox" / assignment).glob("*.json"))[:5]
+    seconds = []
+    for path in record:
+        try:
+            seconds.append(float(json.loads(path.read_text(encoding="utf-8")).get("seconds", 0)))
+        except (ValueError, OSError):
+            pass
+    return sum(seconds) / len(seconds) if seconds else 0.0
+
+
 def autograde(course: Path, names: list[str] | None = None, unsandboxed: bool = False,
-              extra_args: list[str] | None = None) -> tuple[list[Review], str]:
-    """Autograde; returns (submissions that need review, nbgrader's log)."""
+              overrides: dict | None = None, jobs: int = 1) -> tuple[list[Review], str]:
+    """Autograde every submission, `jobs` at a time (one sandbox each); returns (reviews, log)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from nbgrader.api import Gradebook
+
     course = Path(course).resolve()
     names = names or sorted({p.name for p in (course / "submitted").glob("*/*") if p.is_dir()})
     records = course / "build" / "sandbox"
-    env = venv_env(NEURAL_ENGINE_RECORDS=str(records))
+    env = {"NEURAL_ENGINE_RECORDS": str(records)}
     if unsandboxed:
         env["NEURAL_ENGINE_UNSANDBOXED"] = "1"
-    reviews, logs = [], []
+    reviews: list[Review] = []
     for name in names:
         reviews += check_files(course, name)
+    flagged = {(r.student, r.assignment) for r in reviews}
+    tasks = [t for t in submissions_of(course, names) if (t[1], t[0]) not in flagged]
+    order = {name: _expected_seconds(course, name) for name in names}
+    tasks.sort(key=lambda t: -order[t[0]])
+    for name in names:
         shutil.rmtree(records / name, ignore_errors=True)
-        proc = subprocess.run([sys.executable, "-m", "nbgrader", "autograde", name, "--force", *(extra_args or [])],
-                              cwd=course, env=env, text=True, capture_output=True)
-        log = proc.stdout + proc.stderr
-        logs.append(log)
-        if "while loading config" in log:
-            raise RuntimeError(f"nbgrader autograde {name} failed before grading anyone:\n{log[-4000:]}")
-        if "no sandbox for grading" in log:
-            raise RuntimeError("no sandbox for grading: install bubblewrap (make sandbox-deps), "
-                               "or grade with --unsandboxed / UNSANDBOXED=1")
-        flagged = {(r.student, r.assignment) for r in reviews}
+    before = gradebook_state(course, names)
+    # Students are added to the gradebook here, once, so that two workers never race to add one.
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        known = {s.id for s in gb.students}
+        for student in sorted({t[1] for t in tasks} - known):
+            gb.add_student(student)
+    logs = []
+    jobs = max(1, min(jobs, len(tasks) or 1))
+    context = multiprocessing.get_context("spawn")
+    slots = context.Queue()
+    for slot in range(jobs):
+        slots.put(slot)
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_worker_start,
+                             initargs=(str(course), slots, env, overrides or {})) as pool:
+        for assignment, student, ok, log in pool.map(_worker_grade, tasks):
+            logs.append(f"=== {assignment} / {printable(student, 40)} ===\n{log}")
+            if "no sandbox for grading" in log:
+                pool.shutdown(cancel_futures=True)
+                raise RuntimeError("no sandbox for grading: install bubblewrap (make sandbox-deps), "
+                                   "or grade with --unsandboxed / UNSANDBOXED=1")
+    graded_now = {(t[1], t[0]) for t in tasks}
+    after = gradebook_state(course, names)
+    reviews += [r for r in check_gradebook(before, {k: v for k, v in after.items() if (k[1], k[0]) in graded_now},
+                                           records)]
+    for name in names:
         graded = graded_in_gradebook(course, name)
-        for folder in sorted((course / "submitted").glob(f"*/{name}")):
-            student = folder.parent.name
+        for assignment, student in submissions_of(course, [name]):
             if (student, name) in flagged:
                 continue
             record_path = records / name / f"{student}.json"
@@ -140,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--unsandboxed", action="store_true",
                         help="grade without a sandbox (student code runs with your rights; verdicts are still "
                              "decided outside the student's process)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="submissions graded at once, one sandbox each (default: the number of cores)")
     parser.add_argument("names", nargs="*")
     args = parser.parse_args(argv)
     if not (args.course / "submitted").is_dir():
@@ -152,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
               "(student code then runs with your rights), use: make autograde UNSANDBOXED=1", file=sys.stderr)
         return 2
     print(f"sandbox: {'none (--unsandboxed)' if args.unsandboxed else why}; {sandbox.limits()}")
-    reviews, log = autograde(args.course, args.names, unsandboxed=args.unsandboxed)
+    reviews, log = autograde(args.course, args.names, unsandboxed=args.unsandboxed, jobs=max(1, args.jobs))
     (args.course / "build").mkdir(exist_ok=True)
     (args.course / "build" / "autograde.log").write_text(log, encoding="utf-8")
     flags = [f for f in scan(args.course / "submitted") if not args.names or f.assignment in args.names]

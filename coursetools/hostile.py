@@ -417,7 +417,7 @@ def run(workdir: Path) -> dict:
         for name in (A71, A74):
             nbgrader(["generate_assignment", name, "--force"], course)
         start = time.perf_counter()
-        reviews, log = autograde(course, [A71, A74], extra_args=[f"--SandboxedExecute.timeout={CELL_TIMEOUT}"])
+        reviews, log = autograde(course, [A71, A74], overrides={"SandboxedExecute": {"timeout": CELL_TIMEOUT}}, jobs=2)
         seconds = time.perf_counter() - start
     finally:
         server.close()

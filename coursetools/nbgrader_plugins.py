@@ -114,15 +114,22 @@ class SandboxedExecute(NbGraderPreprocessor):
         resources["sandbox"]["seconds"] = report.seconds
         if report.events:
             self.log.warning("sandbox events: %r", report.events[:20])
-        _write_record(resources, report, not unsandboxed)
+        verdicts = {nbgrader_id(nb.cells[c.index]): report.outputs.get(c.index) is not None
+                    and not report.outputs[c.index].error for c in cells if c.kind == "test"}
+        _write_record(resources, report, not unsandboxed, verdicts)
         return nb, resources
 
 
-def _write_record(resources, report, sandboxed):
+def nbgrader_id(cell) -> str:
+    return str(cell.get("metadata", {}).get("nbgrader", {}).get("grade_id", ""))
+
+
+def _write_record(resources, report, sandboxed, verdicts):
     """build/sandbox/<assignment>/<student>.json: what happened to this submission's sandbox.
 
     Written by the grader (student code cannot reach the course directory); coursetools.grade
-    reads it to tell the instructor why a submission needs a look.
+    reads it to tell the instructor why a submission needs a look, and checks the gradebook against
+    the verdicts (grade id of each test cell -> passed) afterwards.
     """
     import json
     import os
@@ -137,7 +144,8 @@ def _write_record(resources, report, sandboxed):
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{student}.json").write_text(json.dumps({
         "student": student, "assignment": assignment, "sandboxed": sandboxed,
-        "seconds": round(report.seconds, 2), "events": report.events}, ensure_ascii=False), encoding="utf-8")
+        "seconds": round(report.seconds, 2), "events": report.events,
+        "verdicts": {k: v for k, v in verdicts.items() if k}}, ensure_ascii=False), encoding="utf-8")
 
 
 def _outputs(result):

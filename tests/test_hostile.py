@@ -208,3 +208,37 @@ def test_redflags_names_every_cheat_and_broken_file_but_not_the_honest_ones(host
         assert any(word in r for r in reasons[student]), f"{student}: reasons {reasons[student]} do not mention {word!r}"
     for honest in ("h-control", "h-stderr", "h-output", "h-loop"):
         assert honest not in flagged, f"{honest} flagged: {flagged.get(honest)}"
+
+
+def test_the_gradebook_agrees_with_the_graders_verdicts_after_a_hostile_class(hostile_run):
+    """Every autograded score is what the grader decided; no manual score or extra credit appeared."""
+    reviews = [reason for reason in hostile_run["reviews"].values() if "gradebook check" in reason]
+    assert not reviews, reviews
+
+
+def test_a_tampered_gradebook_is_reported(hostile_run, tmp_path):
+    """What the check would say if anything but the grader wrote the gradebook: a manual score, extra
+    credit and an autograded score nobody decided, each named."""
+    import shutil
+
+    from nbgrader.api import Gradebook
+
+    from coursetools.grade import check_gradebook, gradebook_state
+
+    course = hostile_run["course"]
+    names = [hostile.A71]
+    before = gradebook_state(course, names)
+    shutil.copy(course / "gradebook.db", tmp_path / "gradebook.db")
+    with Gradebook(f"sqlite:///{tmp_path / 'gradebook.db'}") as gb:
+        gb.find_grade("ex61-tests", hostile.A71, hostile.A71, "h-control").manual_score = 1.0
+        gb.find_grade("ex61-tests", hostile.A71, hostile.A71, "h-loop").extra_credit = 2.0
+        gb.find_grade("ex61-tests", hostile.A71, hostile.A71, "h-edited-tests").auto_score = 3.0
+        gb.db.commit()
+    after = gradebook_state(tmp_path, names)
+    records = course / "build" / "sandbox"
+    assert check_gradebook(before, before, records) == [], "the untouched gradebook must pass the check"
+    found = {r.student: r.reason for r in check_gradebook(before, after, records)}
+    assert set(found) == {"h-control", "h-loop", "h-edited-tests"}, found
+    assert "manual score 1.0" in found["h-control"]
+    assert "extra credit 2.0" in found["h-loop"]
+    assert "autograded score 3.0" in found["h-edited-tests"] and "failed" in found["h-edited-tests"]

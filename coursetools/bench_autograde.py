@@ -1,0 +1,120 @@
+"""Throughput of sandboxed grading: a synthetic class graded end to end, as `make autograde` does.
+
+    python -m coursetools.bench_autograde [--students 30] [--jobs N] [--runs 1] [names...]
+
+Every assignment gets --students submissions, in turn right (the solution's answers), mixed (one
+of the corpus's packed submissions: wrong answers in some exercises, right ones elsewhere) and
+blank (the release notebook as handed out). They are graded by coursetools.grade.autograde with
+--jobs workers, one bubblewrap sandbox each, into a scratch course under build/.
+
+Prints, per assignment, the sandboxed grading time of one submission (median, from the records
+the grader writes; right/mixed/blank) next to the time of executing that notebook alone
+(coursetools.build.execute_notebook: a fresh kernel, as Restart & Run All), then the wall time of
+the whole class, seconds per submission, and the time that rate gives for 700 submissions
+(100 students x 7 assignments). A benchmark, not a test: it prints numbers and asserts nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+
+from .common import ROOT, assignments, is_answer_cell, make_scratch_course, nbgrader, nbgrader_meta, release_notebook, \
+    source_notebook
+from .corpus import load, submissions, write_submission
+from .forkgrade import plan
+
+KINDS = ("right", "mixed", "blank")
+
+
+def build_class(course: Path, names: list[str], students: int) -> dict[tuple[str, str], str]:
+    """Write the synthetic submissions; returns {(assignment, student): kind}."""
+    kinds = {}
+    for name in names:
+        packed = submissions(name, load(name))
+        solution = {c.grade_id: c.source for c in plan(name) if c.kind == "answer"}
+        for i in range(students):
+            student, kind = f"s{i + 1:03d}", KINDS[i % len(KINDS)]
+            if kind == "mixed":
+                write_submission(course, student, name, packed[(i // len(KINDS)) % len(packed)])
+            else:
+                nb = nbformat.read(release_notebook(name), as_version=4)
+                if kind == "right":
+                    for cell in nb.cells:
+                        if is_answer_cell(cell):
+                            cell.source = solution[nbgrader_meta(cell)["grade_id"]]
+                folder = course / "submitted" / student / name
+                folder.mkdir(parents=True, exist_ok=True)
+                nbformat.write(nb, folder / f"{name}.ipynb")
+            kinds[(name, student)] = kind
+    return kinds
+
+
+def notebook_alone(name: str, runs: int) -> float:
+    from .build import execute_notebook
+
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        execute_notebook(source_notebook(name))
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from . import sandbox
+    from .grade import autograde
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--students", type=int, default=30, help="submissions per assignment")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--runs", type=int, default=1, help="runs of each notebook alone (median)")
+    parser.add_argument("--workdir", type=Path, default=ROOT / "build" / "bench-autograde")
+    parser.add_argument("names", nargs="*")
+    args = parser.parse_args(argv)
+    ok, why = sandbox.available()
+    if not ok:
+        print(f"cannot benchmark sandboxed grading: {why}", file=sys.stderr)
+        return 2
+    names = args.names or assignments()
+    workdir = args.workdir.resolve()
+    shutil.rmtree(workdir, ignore_errors=True)
+    course = make_scratch_course(workdir)
+    kinds = build_class(course, names, args.students)
+    for name in names:
+        nbgrader(["generate_assignment", name, "--force"], course)
+    print(f"{len(kinds)} submissions ({args.students} per assignment, {', '.join(KINDS)} in turn), "
+          f"{args.jobs} at a time, {os.cpu_count()} cores; {sandbox.limits()}", flush=True)
+    start = time.perf_counter()
+    reviews, _ = autograde(course, names, jobs=args.jobs)
+    wall = time.perf_counter() - start
+    print(f"\n{'assignment':<26}{'alone s':>9}" + "".join(f"{k + ' s':>10}" for k in KINDS) + f"{'max s':>8}")
+    for name in names:
+        seconds = {k: [] for k in KINDS}
+        for (assignment, student), kind in kinds.items():
+            record = course / "build" / "sandbox" / assignment / f"{student}.json"
+            if assignment == name and record.is_file():
+                seconds[kind].append(json.loads(record.read_text(encoding="utf-8"))["seconds"])
+        every = [s for k in KINDS for s in seconds[k]]
+        print(f"{name:<26}{notebook_alone(name, args.runs):>9.2f}"
+              + "".join(f"{statistics.median(seconds[k]):>10.2f}" if seconds[k] else f"{'-':>10}" for k in KINDS)
+              + f"{max(every, default=0):>8.2f}", flush=True)
+    per = wall / max(1, len(kinds))
+    print(f"\nclass of {len(kinds)} graded in {wall:.0f} s wall: {per:.2f} s per submission "
+          f"(sandbox + grader + nbgrader, {args.jobs} jobs); 700 submissions at this rate: {700 * per / 60:.1f} min")
+    if reviews:
+        print(f"{len(reviews)} submission(s) flagged for review (a synthetic class should have none):")
+        for r in reviews[:10]:
+            print(f"  {r.student} {r.assignment}: {r.reason[:200]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
