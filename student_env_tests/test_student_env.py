@@ -176,3 +176,24 @@ def test_colab_with_network_installs_the_font_on_the_spot(student_python, tmp_pa
     assert not _errors(cell), _errors(cell)
     assert FONT_NOTICE not in _text(cell), "pip install in the setup cell did not make the font importable"
     assert _text(cell).split("FONT", 1)[1].split() == ["['IPAexGothic']", "True"], _text(cell)
+
+
+def test_75_without_scikit_learn_fails_only_in_the_digits_cells_with_a_clear_message(student_python, tmp_path):
+    """scikit-learn hidden (a stand-in package that raises ModuleNotFoundError): the setup cell says
+    what is missing, every cell that does not use the digits runs; the loading cell and 6.4 say that
+    scikit-learn is missing, later digits cells miss the data it would have made (NameError)."""
+    shadow = tmp_path / "no-sklearn" / "sklearn"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'sklearn'\", name='sklearn')\n",
+                                        encoding="utf-8")
+    nb = _run(_answered("75_training_loop"),
+              _kernel(tmp_path, student_python, {"PYTHONPATH": str(shadow.parent)}), tmp_path)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert "scikit-learn がないため" in _text(code[0]), _text(code[0])
+    failed = [(c.source.splitlines()[0][:50], _errors(c)) for c in code if _errors(c)]
+    assert failed, "the digits cells cannot run without scikit-learn"
+    digits_names = {"X_train", "y_train", "X_val", "y_val", "X_test", "y_test", "digits_result"}
+    unclear = [(first, errors) for first, errors in failed
+               if not all("scikit-learn" in e or "演習 6.4" in e
+                          or e.startswith("NameError") and e.split("'")[1] in digits_names for e in errors)]
+    assert not unclear, f"cells fail without saying that scikit-learn or exercise 6.4 is missing: {unclear}"
