@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lab release solutions check-release demo autograde redflags corpus hostile mutation test test-student-env test-browser browser-deps sandbox-deps bench bench-autograde bench-digits clean
+.PHONY: help venv lab release solutions check-release demo autograde redflags corpus hostile mutation test test-student-env test-browser hub hub-deps test-hub browser-deps sandbox-deps bench bench-autograde bench-digits clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -60,7 +60,17 @@ test-student-env: $(STAMP) ## the student edition in a plain environment (requir
 	$(PY) -m pytest student_env_tests
 
 test-browser: $(STAMP) browser-deps sandbox-deps ## JupyterLab + nbgrader extensions driven in headless Chromium (screenshots: build/screenshots)
-	$(PY) -m pytest browser_tests
+	$(PY) -m pytest browser_tests -m "not hub"
+
+hub-deps: $(STAMP) sandbox-deps
+	@command -v npm >/dev/null 2>&1 || { echo "make hub needs Node.js and npm for configurable-http-proxy (sudo apt-get install nodejs npm)" >&2; exit 1; }
+	@test -x deploy/node_modules/.bin/configurable-http-proxy || (cd deploy && npm ci --silent --no-audit --no-fund)
+
+hub: hub-deps ## this course's JupyterHub on this machine (deploy/): prints the URL and the users' logins
+	$(PY) -m coursetools.hub
+
+test-hub: hub-deps browser-deps ## a class on JupyterHub in headless Chromium: release, fetch, submit, collect, autograde, feedback
+	$(PY) -m pytest browser_tests -m hub
 
 # Chromium from the OS packages (Playwright never downloads a browser here) and a Japanese font,
 # so that screenshots are legible. Installed when run as root; otherwise a clear message.

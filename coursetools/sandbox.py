@@ -194,13 +194,11 @@ def _runtime_paths() -> list[str]:
     return sorted(paths)
 
 
-def command(slot: int, sandboxed: bool = True) -> list[str]:
-    """The command line that starts the runner (inside bubblewrap when sandboxed)."""
-    python = [sys.executable, "-I", "-B", "/grader/runner.py" if sandboxed else str(RUNNER)]
-    if not sandboxed:
-        return python
-    cmd = [bwrap(), *_namespaces(), "--die-with-parent", "--new-session",
-           "--ro-bind", "/usr", "/usr"]
+def runtime_binds() -> list[str]:
+    """bwrap arguments for a read-only Python runtime: /usr, its links, this interpreter and venv.
+
+    Also used by deploy/coursehub.py for students' Jupyter servers on JupyterHub."""
+    cmd = ["--ro-bind", "/usr", "/usr"]
     for link in ("bin", "lib", "lib64", "sbin"):
         target = os.path.realpath(f"/{link}")
         if target.startswith("/usr/"):
@@ -216,9 +214,18 @@ def command(slot: int, sandboxed: bool = True) -> list[str]:
                 made.add(parent)
                 cmd += ["--perms", "0755", "--dir", parent]
         cmd += ["--ro-bind", path, path]
+    cmd += ["--perms", "0755", "--dir", "/etc"]   # created by bwrap; readable by the sandbox user
     for etc in ("/etc/ld.so.cache", "/etc/localtime", "/etc/alternatives", "/etc/fonts"):
         if os.path.exists(etc):
             cmd += ["--ro-bind", etc, etc]
+    return cmd
+
+def command(slot: int, sandboxed: bool = True) -> list[str]:
+    """The command line that starts the runner (inside bubblewrap when sandboxed)."""
+    python = [sys.executable, "-I", "-B", "/grader/runner.py" if sandboxed else str(RUNNER)]
+    if not sandboxed:
+        return python
+    cmd = [bwrap(), *_namespaces(), "--die-with-parent", "--new-session", *runtime_binds()]
     cmd += ["--perms", "0755", "--dir", "/grader", "--ro-bind", str(RUNNER), "/grader/runner.py",
             "--proc", "/proc", "--dev", "/dev",
             "--perms", "1777", "--size", str(DISK), "--tmpfs", "/tmp",
