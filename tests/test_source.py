@@ -101,3 +101,20 @@ def test_hidden_tests_do_not_call_student_helpers(source_nb, assignment):
 
 def test_solution_notebooks_exist_for_every_source():
     assert sorted(p.stem for p in (ROOT / "solutions").glob("*.ipynb")) == ASSIGNMENTS
+
+
+def test_bold_and_italic_render_in_every_markdown_cell(source_nb, assignment):
+    """`**逆伝播（backpropagation）**を` does not render: a closing ** after a full-width parenthesis
+    and before a letter is not a closing delimiter in CommonMark (nbconvert's mistune, feedback HTML).
+    After rendering, no literal ** may remain outside code and math."""
+    import mistune
+
+    render = mistune.create_markdown()
+    broken = []
+    for cell in source_nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        text = re.sub(r"\$\$.*?\$\$|\$[^$\n]+\$", "M", cell.source, flags=re.S)
+        html = re.sub(r"<code>.*?</code>|<pre>.*?</pre>", "", render(text), flags=re.S)
+        broken += re.findall(r".{0,20}\*\*.{0,20}", html)
+    assert not broken, f"{assignment}: emphasis that renders as literal asterisks: {broken[:5]}"
