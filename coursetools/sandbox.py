@@ -194,18 +194,21 @@ def _runtime_paths() -> list[str]:
     return sorted(paths)
 
 
-def runtime_binds() -> list[str]:
-    """bwrap arguments for a read-only Python runtime: /usr, its links, this interpreter and venv.
+def runtime_binds(tmp_size: int | None = None) -> list[str]:
+    """bwrap arguments for a private /tmp and a read-only Python runtime: /usr, its links, this
+    interpreter and venv. The tmpfs comes first, so that a runtime that lives under /tmp (a course
+    cloned to /tmp) is bound on top of it instead of being hidden by it.
 
     Also used by deploy/coursehub.py for students' Jupyter servers on JupyterHub."""
-    cmd = ["--ro-bind", "/usr", "/usr"]
+    cmd = ["--perms", "1777", *(["--size", str(tmp_size)] if tmp_size else []), "--tmpfs", "/tmp",
+           "--ro-bind", "/usr", "/usr"]
     for link in ("bin", "lib", "lib64", "sbin"):
         target = os.path.realpath(f"/{link}")
         if target.startswith("/usr/"):
             cmd += ["--symlink", target[1:], f"/{link}"]
         elif os.path.isdir(f"/{link}"):
             cmd += ["--ro-bind", f"/{link}", f"/{link}"]
-    made = set()
+    made = {"/tmp"}
     for path in _runtime_paths():
         parts = Path(path).parts
         for i in range(2, len(parts)):          # parents readable by the sandbox user
@@ -225,10 +228,9 @@ def command(slot: int, sandboxed: bool = True) -> list[str]:
     python = [sys.executable, "-I", "-B", "/grader/runner.py" if sandboxed else str(RUNNER)]
     if not sandboxed:
         return python
-    cmd = [bwrap(), *_namespaces(), "--die-with-parent", "--new-session", *runtime_binds()]
+    cmd = [bwrap(), *_namespaces(), "--die-with-parent", "--new-session", *runtime_binds(tmp_size=DISK)]
     cmd += ["--perms", "0755", "--dir", "/grader", "--ro-bind", str(RUNNER), "/grader/runner.py",
             "--proc", "/proc", "--dev", "/dev",
-            "--perms", "1777", "--size", str(DISK), "--tmpfs", "/tmp",
             "--perms", "0777", "--size", str(DISK), "--tmpfs", "/home/student",
             "--chdir", "/home/student", "--hostname", "sandbox",
             "--setenv", "HOME", "/home/student", "--setenv", "MPLBACKEND", "Agg",

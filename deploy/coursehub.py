@@ -118,7 +118,7 @@ class CourseSpawner(SimpleLocalProcessSpawner):
                 cmd += ["--ro-bind", etc, etc]
         cmd += ["--ro-bind", str(self._etc_dir() / "passwd"), "/etc/passwd",
                 "--ro-bind", str(self._etc_dir() / "group"), "/etc/group"]
-        cmd += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp",
+        cmd += ["--proc", "/proc", "--dev", "/dev",
                 "--perms", "0755", "--dir", "/home", "--perms", "0755", "--dir", "/srv",
                 "--perms", "0755", "--dir", "/srv/nbgrader",
                 "--bind", self.home_dir, self.home_inside,
