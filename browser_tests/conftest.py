@@ -61,26 +61,33 @@ def jupyter_lab(root: Path, workdir: Path, config: str = "", cwd: Path | None = 
            "--LabApp.expose_app_in_browser=True", "--ServerApp.open_browser=False"]
     if hasattr(os, "getuid") and os.getuid() == 0:
         cmd.append("--allow-root")
-    with open(log, "w", encoding="utf-8") as out:
-        proc = subprocess.Popen(cmd, cwd=cwd or root, env=env, stdout=out, stderr=subprocess.STDOUT)
     lab = Lab(f"http://127.0.0.1:{port}", token, root, log)
+    with running(cmd, cwd or root, env, log, lab.url("/api/status"), "JupyterLab"):
+        yield lab
+
+
+@contextmanager
+def running(cmd: list[str], cwd: Path, env: dict, log: Path, ready_url: str, what: str, stop_timeout: float = 30):
+    """Start cmd (its output to log), wait until ready_url answers 200, and stop it afterwards."""
+    with open(log, "w", encoding="utf-8") as out:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
         while True:
             try:
-                with urllib.request.urlopen(lab.url("/api/status"), timeout=2) as response:
+                with urllib.request.urlopen(ready_url, timeout=2) as response:
                     if response.status == 200:
                         break
             except OSError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"JupyterLab did not start; its log:\n{log.read_text()[-3000:]}")
+                raise RuntimeError(f"{what} did not start; its log:\n{log.read_text()[-4000:]}")
             time.sleep(0.3)
-        yield lab
+        yield proc
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=15)
+            proc.wait(timeout=stop_timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
 

@@ -31,6 +31,12 @@ def command(page, name: str, args: dict | None = None):
     page.evaluate("([name, args]) => window.jupyterapp.commands.execute(name, args)", [name, args or {}])
 
 
+def open_menu(page, menu: str, item: str):
+    """Click a menu of JupyterLab's menu bar, then one of its items."""
+    page.locator(".lm-MenuBar-item", has_text=menu).first.click()
+    page.locator(".lm-Menu .lm-Menu-item", has_text=item).first.click()
+
+
 def open_notebook(page, lab, name: str):
     page.goto(lab.url(f"/lab/tree/{name}"))
     page.wait_for_selector(".jp-NotebookPanel .jp-Cell", state="visible", timeout=60_000)

@@ -13,18 +13,15 @@ home are out of reach. Screenshots of every step: build/screenshots/hub-*.png.
 """
 from __future__ import annotations
 
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
-import nbformat
 import pytest
 
-from conftest import ROOT, free_port, screenshot
-from coursetools.common import is_answer_cell, nbgrader_meta, source_notebook, venv_env
-from labpage import open_notebook, validate
+from conftest import ROOT, free_port, running, screenshot
+from coursetools.common import venv_env
+from coursetools.corpus import solution_answers
+from labpage import open_menu, open_notebook, validate
 
 pytestmark = pytest.mark.hub
 
@@ -60,29 +57,10 @@ def hub(tmp_path_factory):
                    NEURAL_HUB_INSTRUCTORS=INSTRUCTOR, NEURAL_HUB_STUDENTS=f"{RIGHT},{PARTLY}",
                    NEURAL_HUB_EXPOSE_APP="1")
     log = state / "jupyterhub.log"
-    with open(log, "w", encoding="utf-8") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "jupyterhub", "-f", str(ROOT / "deploy" / "jupyterhub_config.py")],
-                                cwd=state, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/hub/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"JupyterHub did not start; its log:\n{log.read_text()[-4000:]}")
-            time.sleep(0.3)
+    with running([sys.executable, "-m", "jupyterhub", "-f", str(ROOT / "deploy" / "jupyterhub_config.py")],
+                 state, env, log, url + "/hub/health", "JupyterHub"):
         yield Hub(url, state, log)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def login(browser, hub: Hub, user: str):
@@ -99,15 +77,10 @@ def login(browser, hub: Hub, user: str):
     return page
 
 
-def menu(page, top: str, item: str):
-    page.locator(".lm-MenuBar-item", has_text=top).first.click()
-    page.locator(".lm-Menu .lm-Menu-item", has_text=item).first.click()
-
-
-def formgrader_click(page, frame, locator, shot: str) -> str:
+def formgrader_click(page, locator, shot: str) -> str:
     """Click a formgrader action, wait for its Success/Error dialog, close it; returns its text."""
     locator.click()
-    modal = frame.locator("#success-modal, #error-modal").first
+    modal = page.locator("#success-modal, #error-modal").first
     modal.wait_for(state="visible", timeout=180_000)
     text, which = modal.inner_text(), modal.get_attribute("id")
     screenshot(page, shot)
@@ -117,15 +90,13 @@ def formgrader_click(page, frame, locator, shot: str) -> str:
     return text
 
 
-def assignment_row(frame):
-    return frame.locator("tbody tr", has=frame.locator("td", has_text=A73)).first
+def assignment_row(page):
+    return page.locator("tbody tr", has=page.locator("td", has_text=A73)).first
 
 
 def answers(chosen: set[str] | None) -> dict[str, str]:
     """grade_id -> source: the solution's answer cells (all, or only `chosen`)."""
-    nb = nbformat.read(source_notebook(A73), as_version=4)
-    return {nbgrader_meta(c)["grade_id"]: c.source for c in nb.cells
-            if is_answer_cell(c) and (chosen is None or nbgrader_meta(c)["grade_id"] in chosen)}
+    return {k: v for k, v in solution_answers(A73).items() if chosen is None or k in chosen}
 
 
 SET_ANSWERS = """(answers) => {
@@ -154,7 +125,7 @@ KERNEL_RUN = """async (code) => {
 
 
 def student_fetch_answer_submit(page, hub: Hub, user: str, chosen: set[str] | None) -> str:
-    menu(page, "Nbgrader", "Assignment List")
+    open_menu(page, "Nbgrader", "Assignment List")
     released = page.locator("#released_assignments_list")
     released.get_by_text(A73).wait_for(timeout=60_000)
     screenshot(page, f"hub-{user}-1-released")
@@ -162,15 +133,16 @@ def student_fetch_answer_submit(page, hub: Hub, user: str, chosen: set[str] | No
     page.locator("#fetched_assignments_list").get_by_text(A73).first.wait_for(timeout=60_000)
 
     open_notebook(page, UserLab(hub, user), f"{A73}/{A73}.ipynb")
-    filled = page.evaluate(SET_ANSWERS, answers(chosen))
-    assert filled == len(answers(chosen)), f"{user}: {filled} answer cells filled"
+    sources = answers(chosen)
+    filled = page.evaluate(SET_ANSWERS, sources)
+    assert filled == len(sources), f"{user}: {filled} answer cells filled"
     page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
     page.wait_for_timeout(1500)
     verdict = validate(page)
     screenshot(page, f"hub-{user}-2-validated")
     page.locator(".jp-Dialog .jp-mod-accept").first.click()
 
-    menu(page, "Nbgrader", "Assignment List")
+    open_menu(page, "Nbgrader", "Assignment List")
     fetched = page.locator("#fetched_assignments_list")
     fetched.locator("button", has_text="Submit").first.click()
     page.locator("#submitted_assignments_list").get_by_text(A73).first.wait_for(timeout=60_000)
@@ -185,10 +157,9 @@ def test_a_class_from_release_to_feedback(browser, hub):
     # (frame-ancestors 'none'), so Nbgrader -> Formgrader's iframe stays blank on a hub.
     formgrader = f"{hub.url}/user/{INSTRUCTOR}/formgrader/manage_assignments"
     teacher.goto(formgrader)
-    frame = teacher
-    assignment_row(frame).wait_for(timeout=60_000)
-    formgrader_click(teacher, frame, assignment_row(frame).locator("td.assign a"), "hub-sensei-1-generated")
-    formgrader_click(teacher, frame, assignment_row(frame).locator("td.release a"), "hub-sensei-2-released")
+    assignment_row(teacher).wait_for(timeout=60_000)
+    formgrader_click(teacher, assignment_row(teacher).locator("td.assign a"), "hub-sensei-1-generated")
+    formgrader_click(teacher, assignment_row(teacher).locator("td.release a"), "hub-sensei-2-released")
 
     # -- two students fetch, answer, validate and submit ------------------------------------------------
     aoki = login(browser, hub, RIGHT)
@@ -211,32 +182,32 @@ print("written", os.path.isfile(os.path.join(target, "{A73}.ipynb")))
 
     # -- the instructor collects, autogrades, sees both scores -------------------------------------------
     teacher.goto(formgrader)
-    assignment_row(frame).wait_for(timeout=60_000)
-    collected = formgrader_click(teacher, frame, assignment_row(frame).locator("td.collect a"), "hub-sensei-3-collected")
+    assignment_row(teacher).wait_for(timeout=60_000)
+    collected = formgrader_click(teacher, assignment_row(teacher).locator("td.collect a"), "hub-sensei-3-collected")
     assert "claims to be a submission of 'aoki'" in collected, collected[:2000]
     assert (hub.state / "exchange" / "neural-engine-unit00" / "quarantine" / forged).is_dir()
     teacher.goto(formgrader)
-    assignment_row(frame).locator("td.num-submissions a").click()
+    assignment_row(teacher).locator("td.num-submissions a").click()
     scores = {}
     for user in (RIGHT, PARTLY):
-        row = frame.locator("tbody tr", has=frame.locator("td", has_text=user)).first
+        row = teacher.locator("tbody tr", has=teacher.locator("td", has_text=user)).first
         row.wait_for(timeout=60_000)
-        formgrader_click(teacher, frame, row.locator("td.autograde a"), f"hub-sensei-4-autograded-{user}")
+        formgrader_click(teacher, row.locator("td.autograde a"), f"hub-sensei-4-autograded-{user}")
     for user in (RIGHT, PARTLY):
-        row = frame.locator("tbody tr", has=frame.locator("td", has_text=user)).first
+        row = teacher.locator("tbody tr", has=teacher.locator("td", has_text=user)).first
         scores[user] = row.locator("td.score").inner_text().strip()
     screenshot(teacher, "hub-sensei-5-scores")
     # aoki: every exercise (10 points); baba: only 8.1 (3 points), the forged copy under aoki's name ignored
     assert scores == {RIGHT: "10 / 10", PARTLY: "3 / 10"}, scores
 
     teacher.goto(formgrader)
-    assignment_row(frame).wait_for(timeout=60_000)
-    formgrader_click(teacher, frame, assignment_row(frame).locator("td.generate-feedback a"), "hub-sensei-6-feedback")
-    formgrader_click(teacher, frame, assignment_row(frame).locator("td.release-feedback a"), "hub-sensei-7-released")
+    assignment_row(teacher).wait_for(timeout=60_000)
+    formgrader_click(teacher, assignment_row(teacher).locator("td.generate-feedback a"), "hub-sensei-6-feedback")
+    formgrader_click(teacher, assignment_row(teacher).locator("td.release-feedback a"), "hub-sensei-7-released")
 
     # -- each student fetches their own feedback ---------------------------------------------------------
     for user, page in ((RIGHT, aoki), (PARTLY, baba)):
-        menu(page, "Nbgrader", "Assignment List")
+        open_menu(page, "Nbgrader", "Assignment List")
         submitted = page.locator("#submitted_assignments_list")
         submitted.locator("button", has_text="Fetch Feedback").first.click()
         submitted.get_by_text("(view feedback)").first.wait_for(timeout=60_000)

@@ -2,6 +2,7 @@
 import pytest
 
 from conftest import jupyter_lab, screenshot
+from labpage import open_menu
 from coursetools.common import assignments
 from coursetools.demo import run_demo
 
@@ -17,15 +18,10 @@ def course_lab(tmp_path_factory):
         yield lab
 
 
-def open_menu_item(page, menu: str, item: str):
-    page.locator(".lm-MenuBar-item", has_text=menu).first.click()
-    page.locator(".lm-Menu .lm-Menu-item", has_text=item).first.click()
-
-
 def test_formgrader_lists_assignments_and_scores(page, course_lab):
     page.goto(course_lab.url("/lab"))
     page.wait_for_selector(".lm-MenuBar-item", state="visible", timeout=60_000)
-    open_menu_item(page, "Nbgrader", "Formgrader")
+    open_menu(page, "Nbgrader", "Formgrader")
     frame = page.frame_locator("iframe").first
     table = frame.locator("table")
     table.first.wait_for(timeout=60_000)

@@ -24,12 +24,8 @@ import sys
 import time
 from pathlib import Path
 
-import nbformat
-
-from .common import ROOT, assignments, is_answer_cell, make_scratch_course, nbgrader, nbgrader_meta, release_notebook, \
-    source_notebook
-from .corpus import load, submissions, write_submission
-from .forkgrade import plan
+from .common import ROOT, assignments, make_scratch_course, nbgrader, source_notebook
+from .corpus import load, solution_answers, submissions, write_submission
 
 KINDS = ("right", "mixed", "blank")
 
@@ -38,21 +34,12 @@ def build_class(course: Path, names: list[str], students: int) -> dict[tuple[str
     """Write the synthetic submissions; returns {(assignment, student): kind}."""
     kinds = {}
     for name in names:
-        packed = submissions(name, load(name))
-        solution = {c.grade_id: c.source for c in plan(name) if c.kind == "answer"}
+        packed = [{k: e.source for k, e in chosen.items()} for chosen in submissions(name, load(name))]
         for i in range(students):
             student, kind = f"s{i + 1:03d}", KINDS[i % len(KINDS)]
-            if kind == "mixed":
-                write_submission(course, student, name, packed[(i // len(KINDS)) % len(packed)])
-            else:
-                nb = nbformat.read(release_notebook(name), as_version=4)
-                if kind == "right":
-                    for cell in nb.cells:
-                        if is_answer_cell(cell):
-                            cell.source = solution[nbgrader_meta(cell)["grade_id"]]
-                folder = course / "submitted" / student / name
-                folder.mkdir(parents=True, exist_ok=True)
-                nbformat.write(nb, folder / f"{name}.ipynb")
+            answers = {"right": solution_answers(name), "blank": {},
+                       "mixed": packed[(i // len(KINDS)) % len(packed)]}[kind]
+            write_submission(course, student, name, answers)
             kinds[(name, student)] = kind
     return kinds
 

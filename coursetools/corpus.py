@@ -59,8 +59,13 @@ def _apply(source: str, replace: list, where: str) -> str:
     return source
 
 
+def solution_answers(assignment: str) -> dict[str, str]:
+    """{answer grade_id: the solution's source of that cell}."""
+    return {c.grade_id: c.source for c in plan(assignment) if c.kind == "answer"}
+
+
 def load(assignment: str) -> list[Entry]:
-    solutions = {c.grade_id: c.source for c in plan(assignment) if c.kind == "answer"}
+    solutions = solution_answers(assignment)
     entries = []
     path = CORPUS / f"{assignment}.toml"
     data = tomllib.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
@@ -114,15 +119,20 @@ def predicted_failures(assignment: str, chosen: dict[str, Entry], isolated: dict
     return failed
 
 
-def write_submission(course: Path, student: str, assignment: str, chosen: dict[str, Entry]) -> None:
-    """The release notebook with the chosen answer cells, where nbgrader expects a submission."""
+def filled_release(assignment: str, answers: dict[str, str]):
+    """The release notebook with the answer cells named in `answers` replaced (the rest left blank)."""
     nb = nbformat.read(release_notebook(assignment), as_version=4)
     for cell in nb.cells:
-        if is_answer_cell(cell):
-            cell.source = chosen[nbgrader_meta(cell)["grade_id"]].source
+        if is_answer_cell(cell) and nbgrader_meta(cell)["grade_id"] in answers:
+            cell.source = answers[nbgrader_meta(cell)["grade_id"]]
+    return nb
+
+
+def write_submission(course: Path, student: str, assignment: str, answers: dict[str, str]) -> None:
+    """filled_release(assignment, answers), where nbgrader expects a submission."""
     folder = course / "submitted" / student / assignment
     folder.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, folder / f"{assignment}.ipynb")
+    nbformat.write(filled_release(assignment, answers), folder / f"{assignment}.ipynb")
 
 
 def autograde_packed(workdir: Path, names: list[str] | None = None) -> dict:
@@ -137,7 +147,7 @@ def autograde_packed(workdir: Path, names: list[str] | None = None) -> dict:
     for name in names or assignments():
         packed = submissions(name, load(name))
         for s, chosen in enumerate(packed, start=1):
-            write_submission(course, f"corpus{s}", name, chosen)
+            write_submission(course, f"corpus{s}", name, {k: e.source for k, e in chosen.items()})
         plans[name] = packed
     for name in plans:
         nbgrader(["generate_assignment", name, "--force"], course)

@@ -78,24 +78,6 @@ def check_files(course: Path, assignment: str) -> list[Review]:
     return found
 
 
-def graded_in_gradebook(course: Path, assignment: str) -> set[str]:
-    """Students whose notebook of this assignment has autograded scores in the gradebook."""
-    from nbgrader.api import Gradebook, MissingEntry
-
-    graded = set()
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-        try:
-            submissions = gb.find_assignment(assignment).submissions
-        except MissingEntry:
-            return graded
-        for submission in submissions:
-            grades = [g for nb in submission.notebooks for g in nb.grades
-                      if getattr(g.cell, "cell_type", "code") == "code"]
-            if grades and all(g.auto_score is not None for g in grades):
-                graded.add(submission.student.id)
-    return graded
-
-
 GradeKey = tuple  # (assignment, student, notebook, grade id)
 
 
@@ -117,6 +99,15 @@ def gradebook_state(course: Path, names: list[str]) -> dict[GradeKey, dict]:
                             "auto": grade.auto_score, "manual": grade.manual_score, "extra": grade.extra_credit,
                             "max": grade.max_score, "code": getattr(grade.cell, "cell_type", "code") == "code"}
     return state
+
+
+def graded(state: dict[GradeKey, dict]) -> set[tuple[str, str]]:
+    """(assignment, student) whose code cells all have autograded scores in this gradebook state."""
+    scores: dict[tuple[str, str], list] = {}
+    for (assignment, student, _, _), grade in state.items():
+        if grade["code"]:
+            scores.setdefault((assignment, student), []).append(grade["auto"])
+    return {key for key, autos in scores.items() if all(a is not None for a in autos)}
 
 
 def check_gradebook(before: dict, after: dict, records: Path) -> list[Review]:
@@ -183,22 +174,10 @@ def _worker_start(course: str, slots, env: dict, overrides: dict) -> None:
     _API = NbGraderAPI(config=config)
 
 
-def _worker_grade(task: tuple[str, str]) -> tuple[str, str, bool, str]:
-    assignment, student = task
-    result = _API.autograde(assignment, student, force=True, create=True)
-    return assignment, student, bool(result.get("success")), result.get("log", "") + result.get("error", "")
-
-
-def _expected_seconds(course: Path, assignment: str) -> float:
-    """Longest submissions first (75 and 76 take longest), so that workers finish together."""
-    record = sorted((course / "build" / "sandbox" / assignment).glob("*.json"))[:5]
-    seconds = []
-    for path in record:
-        try:
-            seconds.append(float(json.loads(path.read_text(encoding="utf-8")).get("seconds", 0)))
-        except (ValueError, OSError):
-            pass
-    return sum(seconds) / len(seconds) if seconds else 0.0
+def _worker_grade(task: tuple[str, str]) -> str:
+    """nbgrader's log of autograding one submission (whether it was graded is read from the gradebook)."""
+    result = _API.autograde(*task, force=True, create=True)
+    return result.get("log", "") + result.get("error", "")
 
 
 def autograde(course: Path, names: list[str] | None = None, unsandboxed: bool = False,
@@ -220,8 +199,6 @@ def autograde(course: Path, names: list[str] | None = None, unsandboxed: bool = 
         reviews += check_files(course, name)
     flagged = {(r.student, r.assignment) for r in reviews}
     tasks = [t for t in submissions_of(course, names) if (t[1], t[0]) not in flagged]
-    order = {name: _expected_seconds(course, name) for name in names}
-    tasks.sort(key=lambda t: -order[t[0]])
     for name in names:
         shutil.rmtree(records / name, ignore_errors=True)
     before = gradebook_state(course, names)
@@ -238,29 +215,26 @@ def autograde(course: Path, names: list[str] | None = None, unsandboxed: bool = 
         slots.put(slot)
     with ProcessPoolExecutor(jobs, mp_context=context, initializer=_worker_start,
                              initargs=(str(course), slots, env, overrides or {})) as pool:
-        for assignment, student, ok, log in pool.map(_worker_grade, tasks):
+        for (assignment, student), log in zip(tasks, pool.map(_worker_grade, tasks)):
             logs.append(f"=== {assignment} / {printable(student, 40)} ===\n{log}")
             if "no sandbox for grading" in log:
                 pool.shutdown(cancel_futures=True)
                 raise RuntimeError("no sandbox for grading: install bubblewrap (make sandbox-deps), "
                                    "or grade with --unsandboxed / UNSANDBOXED=1")
-    graded_now = {(t[1], t[0]) for t in tasks}
-    after = gradebook_state(course, names)
-    reviews += [r for r in check_gradebook(before, {k: v for k, v in after.items() if (k[1], k[0]) in graded_now},
-                                           records)]
-    for name in names:
-        graded = graded_in_gradebook(course, name)
-        for assignment, student in submissions_of(course, [name]):
-            if (student, name) in flagged:
-                continue
-            record_path = records / name / f"{student}.json"
-            record = json.loads(record_path.read_text(encoding="utf-8")) if record_path.is_file() else {}
-            if student not in graded or not (course / "autograded" / student / name / f"{name}.ipynb").is_file():
-                reviews.append(Review(student, name, "not graded: the gradebook has no autograded scores for it "
-                                                     "(see build/autograde.log)"))
-            elif record.get("events"):
-                reviews.append(Review(student, name, "graded, but its sandbox was stopped and restarted: "
-                                      + "; ".join(record["events"])[:300]))
+    graded_now = set(tasks)
+    after = {key: grade for key, grade in gradebook_state(course, names).items() if key[:2] in graded_now}
+    reviews += check_gradebook(before, after, records)
+    done = graded(after)
+    for assignment, student in tasks:
+        record_path = records / assignment / f"{student}.json"
+        record = json.loads(record_path.read_text(encoding="utf-8")) if record_path.is_file() else {}
+        if (assignment, student) not in done or \
+                not (course / "autograded" / student / assignment / f"{assignment}.ipynb").is_file():
+            reviews.append(Review(student, assignment, "not graded: the gradebook has no autograded scores for it "
+                                                       "(see build/autograde.log)"))
+        elif record.get("events"):
+            reviews.append(Review(student, assignment, "graded, but its sandbox was stopped and restarted: "
+                                  + "; ".join(record["events"])[:300]))
     return reviews, "\n".join(logs)
 
 

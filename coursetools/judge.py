@@ -322,6 +322,7 @@ class Report:
     outputs: dict = field(default_factory=dict)    # cell index -> CellResult
     events: list = field(default_factory=list)     # what happened to the sandbox (for the instructor)
     seconds: float = 0.0
+    passed: dict = field(default_factory=dict)     # grade id of each test cell -> passed
 
 
 class Judge:
@@ -715,6 +716,7 @@ class Cell:
     kind: str        # "test" (runs here) or "code" (runs in the sandbox)
     source: str
     name: str = ""
+    grade_id: str = ""
 
 
 MAX_RESTARTS = 3
@@ -753,7 +755,6 @@ def grade_cells(cells: list[Cell], slot: int = 0, sandboxed: bool = True, cell_t
             try:
                 if cell.kind == "test":
                     result = judge.exec_test(cell.source, cell.name or f"<test cell {cell.index}>")
-                    judge.passed[cell.name.strip("<>")] = result.error is None
                 else:
                     result = judge.exec_student(cell.source)
                     done.append(cell.source)
@@ -771,9 +772,13 @@ def grade_cells(cells: list[Cell], slot: int = 0, sandboxed: bool = True, cell_t
                 judge.stop()
                 restarts += 1
             report.outputs[cell.index] = result
+            if cell.kind == "test" and cell.grade_id:   # a cell that timed out or killed the sandbox failed
+                judge.passed[cell.grade_id] = result.error is None
     finally:
         judge.stop()
         report.seconds = time.monotonic() - judge.started
+        report.passed = {c.grade_id: judge.passed.get(c.grade_id, False)   # cells never run failed
+                         for c in cells if c.kind == "test" and c.grade_id}
     return report
 
 
@@ -790,7 +795,8 @@ def cells_of(nb) -> list[Cell]:
         if cell.cell_type != "code":
             continue
         kind = "test" if is_test_cell(cell) else "code"
-        out.append(Cell(i, kind, cell.source, f"<{nbgrader_meta(cell).get('grade_id', f'cell {i}')}>"))
+        grade_id = nbgrader_meta(cell).get("grade_id", "")
+        out.append(Cell(i, kind, cell.source, f"<{grade_id or f'cell {i}'}>", grade_id))
     return out
 
 

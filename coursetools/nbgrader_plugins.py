@@ -114,17 +114,11 @@ class SandboxedExecute(NbGraderPreprocessor):
         resources["sandbox"]["seconds"] = report.seconds
         if report.events:
             self.log.warning("sandbox events: %r", report.events[:20])
-        verdicts = {nbgrader_id(nb.cells[c.index]): report.outputs.get(c.index) is not None
-                    and not report.outputs[c.index].error for c in cells if c.kind == "test"}
-        _write_record(resources, report, not unsandboxed, verdicts)
+        _write_record(resources, report, not unsandboxed)
         return nb, resources
 
 
-def nbgrader_id(cell) -> str:
-    return str(cell.get("metadata", {}).get("nbgrader", {}).get("grade_id", ""))
-
-
-def _write_record(resources, report, sandboxed, verdicts):
+def _write_record(resources, report, sandboxed):
     """build/sandbox/<assignment>/<student>.json: what happened to this submission's sandbox.
 
     Written by the grader (student code cannot reach the course directory); coursetools.grade
@@ -145,7 +139,7 @@ def _write_record(resources, report, sandboxed, verdicts):
     (folder / f"{student}.json").write_text(json.dumps({
         "student": student, "assignment": assignment, "sandboxed": sandboxed,
         "seconds": round(report.seconds, 2), "events": report.events,
-        "verdicts": {k: v for k, v in verdicts.items() if k}}, ensure_ascii=False), encoding="utf-8")
+        "verdicts": report.passed}, ensure_ascii=False), encoding="utf-8")
 
 
 def _outputs(result):

@@ -223,6 +223,12 @@ def runtime_binds(tmp_size: int | None = None) -> list[str]:
             cmd += ["--ro-bind", etc, etc]
     return cmd
 
+def drop_to(uid: int) -> list[str]:
+    """setpriv in front of a command: run it as uid (and gid uid), no groups, no capabilities."""
+    return ["/usr/bin/setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+            "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+
+
 def command(slot: int, sandboxed: bool = True) -> list[str]:
     """The command line that starts the runner (inside bubblewrap when sandboxed)."""
     python = [sys.executable, "-I", "-B", "/grader/runner.py" if sandboxed else str(RUNNER)]
@@ -239,9 +245,7 @@ def command(slot: int, sandboxed: bool = True) -> list[str]:
             "--setenv", "MKL_NUM_THREADS", "1", "--setenv", "LANG", "C.UTF-8",
             "--unsetenv", "PYTHONPATH", "--unsetenv", "JUPYTER_PATH"]
     if os.geteuid() == 0:
-        uid = UID_BASE + slot
-        cmd += ["/usr/bin/setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-                "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+        cmd += drop_to(UID_BASE + slot)
     return cmd + python
 
 

@@ -17,12 +17,15 @@ the same Jupyter configuration; on Kubernetes see deploy/z2jh-values.yaml.
 """
 from __future__ import annotations
 
+import glob
 import os
+import shutil
 import sys
 from pathlib import Path
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
-from traitlets import Bool, Integer, List, Unicode, default
+from nbgrader.exchange.default.collect import ExchangeCollect
+from traitlets import Bool, Dict, List, Unicode, default
 
 HERE = Path(__file__).resolve().parent
 COURSE_ROOT = HERE.parent
@@ -31,8 +34,14 @@ if str(COURSE_ROOT) not in sys.path:
 
 from coursetools import sandbox  # noqa: E402
 
+UID_BASE = 62000                                 # student i of the class list runs as UID_BASE + i
 EXCHANGE_INSIDE = "/srv/nbgrader/exchange"      # where students see the exchange
 CONFIG_INSIDE = "/etc/jupyter-course"            # deploy/student/, students' JUPYTER_CONFIG_DIR
+
+
+def student_uids(students: list[str]) -> dict[str, int]:
+    """The user id each student's sandboxed server runs as (spawner and collect's owner check)."""
+    return {name: UID_BASE + i for i, name in enumerate(students)}
 
 
 class CourseSpawner(SimpleLocalProcessSpawner):
@@ -42,7 +51,6 @@ class CourseSpawner(SimpleLocalProcessSpawner):
     exchange_dir = Unicode(config=True, help="nbgrader's exchange root, shared by everyone")
     homes_dir = Unicode(config=True, help="students' home directories: <homes_dir>/<user>")
     instructor_config_dir = Unicode(config=True, help="JUPYTER_CONFIG_DIR of instructors' servers")
-    uid_base = Integer(62000, config=True, help="student i runs as user id uid_base + i")
     expose_app = Bool(False, config=True, help="window.jupyterapp in the browser (browser tests only)")
 
     @property
@@ -50,7 +58,7 @@ class CourseSpawner(SimpleLocalProcessSpawner):
         return self.user.name in self.instructors
 
     def _student_uid(self) -> int:
-        return self.uid_base + self.students.index(self.user.name)
+        return student_uids(self.students)[self.user.name]
 
     @property
     def home_inside(self) -> str:
@@ -93,14 +101,13 @@ class CourseSpawner(SimpleLocalProcessSpawner):
         home = Path(self.home_dir)
         home.mkdir(parents=True, exist_ok=True)
         os.chmod(home, 0o700)
+        uid = self._student_uid() if os.geteuid() == 0 else os.geteuid()
         if os.geteuid() == 0:
-            uid = self._student_uid()
             os.chown(home, uid, uid)
         # nbgrader names a submission after pwd.getpwuid(os.getuid()): the sandbox gets a passwd and
         # group file with this one student (under their hub name) and root.
         etc = self._etc_dir()
         etc.mkdir(parents=True, exist_ok=True)
-        uid = self._student_uid() if os.geteuid() == 0 else os.geteuid()
         name = self.user.name
         (etc / "passwd").write_text(f"root:x:0:0:root:/root:/usr/sbin/nologin\n"
                                     f"{name}:x:{uid}:{uid}:{name}:{self.home_inside}:/bin/bash\n", encoding="utf-8")
@@ -126,9 +133,7 @@ class CourseSpawner(SimpleLocalProcessSpawner):
                 "--ro-bind", str(HERE / "student"), CONFIG_INSIDE,
                 "--chdir", self.home_inside, "--hostname", "jupyter"]
         if os.geteuid() == 0:
-            uid = self._student_uid()
-            cmd += ["/usr/bin/setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-                    "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+            cmd += sandbox.drop_to(self._student_uid())
         else:
             cmd[1:1] = ["--unshare-user"]
         return cmd
@@ -148,9 +153,6 @@ class CourseSpawner(SimpleLocalProcessSpawner):
 
 
 # -- collect: a submission counts only under the name of the user who wrote it ------------------------
-from nbgrader.exchange.default.collect import ExchangeCollect  # noqa: E402
-from traitlets import Dict  # noqa: E402
-
 
 class OwnerCheckedCollect(ExchangeCollect):
     """nbgrader's collect, refusing submissions filed under another student's name.
@@ -166,9 +168,6 @@ class OwnerCheckedCollect(ExchangeCollect):
     uids = Dict(config=True, help="hub user name -> the user id its sandboxed server runs as")
 
     def init_src(self):
-        import glob
-        import shutil
-
         course_path = os.path.join(self.root, self.coursedir.course_id)
         inbound = os.path.join(course_path, "inbound")
         quarantine = os.path.join(course_path, "quarantine")

@@ -35,6 +35,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(HERE.parent))
 
+from coursehub import student_uids  # noqa: E402
 from coursetools.common import make_scratch_course  # noqa: E402
 
 c = get_config()  # noqa: F821
@@ -68,7 +69,7 @@ instructor_config = state / "instructor-config"
 instructor_config.mkdir(exist_ok=True)
 # Collect refuses a submission filed under another student's name (coursehub.OwnerCheckedCollect). Without
 # root, every server runs under the hub's own user id: no separate ids, so that check is off.
-uids = {name: 62000 + i for i, name in enumerate(students)} if os.geteuid() == 0 else {}
+uids = student_uids(students) if os.geteuid() == 0 else {}
 (instructor_config / "nbgrader_config.py").write_text(
     "import sys\n"
     f"sys.path.insert(0, {str(HERE)!r})\n"

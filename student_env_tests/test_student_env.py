@@ -26,9 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from coursetools.common import (  # noqa: E402
-    assignments, is_answer_cell, is_test_cell, nbgrader_meta, source_notebook,
-)
+from coursetools.common import assignments, is_answer_cell, is_test_cell  # noqa: E402
+from coursetools.corpus import filled_release, solution_answers  # noqa: E402
 
 ENV = ROOT / "build" / "student-env"
 REQUIREMENTS = ROOT / "requirements-student.txt"
@@ -95,14 +94,8 @@ def test_the_environment_is_what_the_readme_says(student_python):
 
 
 def _answered(name: str):
-    """The student edition with every answer cell replaced by the source's (the solution)."""
-    solution = {nbgrader_meta(c).get("grade_id"): c.source
-                for c in nbformat.read(source_notebook(name), as_version=4).cells if is_answer_cell(c)}
-    nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
-    for cell in nb.cells:
-        if is_answer_cell(cell):
-            cell.source = solution[nbgrader_meta(cell)["grade_id"]]
-    return nb
+    """The student edition with every answer cell replaced by the solution's."""
+    return filled_release(name, solution_answers(name))
 
 
 @pytest.mark.parametrize("name", assignments())

@@ -22,7 +22,7 @@ def isolated(name):
 @pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_every_exercise_has_two_wrong_answers_and_a_right_one(name):
     entries = corpus.load(name)
-    solutions = {c.grade_id: c.source for c in plan(name) if c.kind == "answer"}
+    solutions = corpus.solution_answers(name)
     for answer, solution in solutions.items():
         wrong = [e for e in entries if e.answer_id == answer and e.kind == "wrong"]
         right = [e for e in entries if e.answer_id == answer and e.kind == "right"]
