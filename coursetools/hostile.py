@@ -349,8 +349,11 @@ _t.join()
         Case("h-truncated", "an upload cut off in the middle of the JSON", A71,
              lambda: nbformat.writes(with_answers(A71, {})).encode()[:5000], "review"),
         Case("h-memory", "a memory bomb after correct definitions: stopped by the sandbox's memory limit", A71,
+             # np.zeros takes fresh zero pages from the OS without touching them, so the address-space
+             # limit stops the loop within milliseconds; np.ones wrote ~2 GiB first, which on a loaded CI
+             # machine took longer than the 10 s cell limit (a CellTimeoutError instead of the MemoryError)
              lambda: with_answers(A71, {"ex61-answer": s61 + "\n_hog = []\nwhile True:\n"
-                                                             "    _hog.append(np.ones(10 ** 7))\n"}),
+                                                             "    _hog.append(np.zeros(10 ** 7))\n"}),
              ALL_71, expect_output="MemoryError"),
         Case("h-network", "student code tries to open a connection to a server of the grading machine", A71,
              lambda: with_answers(A71, {"ex61-answer": s61 + network_probe}), ALL_71,
