@@ -9,28 +9,32 @@ from labpage import (close_dialog, code_cell_count, image_output_count, open_not
                      run_cells_from_editor, validate)
 
 NB73 = "73_backprop_scalar.ipynb"
-ANSWER_83 = '''def build_branching_graph(x_val):
-    """y = x² + 2x のグラフを、1 つの x が 2 経路に分岐する形で作る。"""
-    x = Variable(x_val, "x")
-    y = Add(Square(x), ScalarMultiply(x, 2.0))
-    return {"x": x, "y": y}'''
-WRONG_83 = '''def build_branching_graph(x_val):
-    """y = x² + 2x のグラフを、1 つの x が 2 経路に分岐する形で作る。"""
-    x = Variable(x_val, "x")
-    y = Add(Square(x), ScalarMultiply(Variable(x_val, "x のコピー"), 2.0))
-    return {"x": x, "y": y}'''
+ANSWER_82 = '''def neuron(inputs, weights, bias):
+    """y = tanh(Σ w_i·x_i + b) の出力ノードを返す。"""
+    if len(inputs) != len(weights) or not inputs:
+        raise ValueError("inputs と weights の長さをそろえてください")
+    z = bias
+    for w, x in zip(weights, inputs):
+        z = z + w * x
+    return Tanh(z)'''
+WRONG_82 = '''def neuron(inputs, weights, bias):
+    """y = tanh(Σ w_i·x_i + b) の出力ノードを返す。"""
+    z = bias
+    for w, x in zip(weights, inputs):
+        z = z + w * x
+    return Sigmoid(z)'''
 
 
 @pytest.fixture(scope="module")
 def student_lab(tmp_path_factory):
-    """The student edition in a scratch folder; 73 comes with every exercise answered except 8.3."""
+    """The student edition in a scratch folder; 73 comes with every exercise answered except 8.2."""
     work = tmp_path_factory.mktemp("student")
     root = work / "notebooks"
     shutil.copytree(ROOT / "notebooks", root)
     answered = nbformat.read(ROOT / "examples/submitted/aoki/73_backprop_scalar" / NB73, as_version=4)
     blank = nbformat.read(ROOT / "notebooks" / NB73, as_version=4)
     for cell, blank_cell in zip(answered.cells, blank.cells):
-        if cell.metadata.get("nbgrader", {}).get("grade_id") == "ex83-answer":
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "ex82-answer":
             cell.source = blank_cell.source
     nbformat.write(answered, root / NB73)
     with jupyter_lab(root, work) as lab:
@@ -43,19 +47,19 @@ def test_run_all_renders_figures_and_validate_succeeds_then_fails(page, student_
     run_all(page, min_executed=3)
     assert image_output_count(page) >= 3, "the figures of 73 did not render after Run All"
 
-    replace_cell_source(page, "def build_branching_graph", ANSWER_83)
+    replace_cell_source(page, "def neuron(", ANSWER_82)
     run_cells_from_editor(page, 3)  # answer cell, its try-out cell, its test cell
-    assert page.locator(".jp-CodeCell", has_text="演習 8.3 のテスト").locator(".jp-OutputArea").inner_text().find(
-        "演習 8.3 の見えるテストに合格しました") >= 0, "the visible tests of 8.3 did not pass in the browser"
+    assert page.locator(".jp-CodeCell", has_text="演習 8.2 のテスト").locator(".jp-OutputArea").inner_text().find(
+        "演習 8.2 の見えるテストに合格しました") >= 0, "the visible tests of 8.2 did not pass in the browser"
     run_all(page, min_executed=total)
     assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").count() == 0
     assert validate(page) == "success", "Validate did not report success for a fully answered notebook"
     screenshot(page, "student-73-validate-success")
     close_dialog(page)
 
-    replace_cell_source(page, "def build_branching_graph", WRONG_83)
+    replace_cell_source(page, "def neuron(", WRONG_82)
     assert validate(page) == "failed", "Validate did not report the failure of a wrong answer"
-    assert "演習 8.3" in page.locator("#validation-message").inner_text()
+    assert "演習 8.2" in page.locator("#validation-message").inner_text()
     screenshot(page, "student-73-validate-failed")
     close_dialog(page)
 

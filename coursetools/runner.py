@@ -162,6 +162,7 @@ class Runner:
         self.namespace = {"__name__": "__main__", "__builtins__": builtins}
         self.shell = None
         self.inbound: dict[int, object] = {}          # token -> object decoded from the judge (current call)
+        self.trusted: dict[int, TrustedObject] = {}   # judge object id -> its one stand-in here
 
     # -- encoding ------------------------------------------------------------------------------
     def encode(self, value, depth=0, args_of_call=False):
@@ -245,8 +246,11 @@ class Runner:
             return base64.b64decode(value["$b"])
         if "$r" in value:
             return self.objects[value["$r"]]
-        if "$cb" in value:
-            return TrustedObject(self, value["$cb"])
+        if "$cb" in value:   # one stand-in per judge object, so that identity (is, id(), sets) holds
+            ident = value["$cb"]
+            if ident not in self.trusted:
+                self.trusted[ident] = TrustedObject(self, ident)
+            return self.trusted[ident]
         raise WireError("unknown value tag")
 
     def restore_state(self):
