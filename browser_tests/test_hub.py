@@ -197,8 +197,8 @@ print("written", os.path.isfile(os.path.join(target, "{A73}.ipynb")))
         row = teacher.locator("tbody tr", has=teacher.locator("td", has_text=user)).first
         scores[user] = row.locator("td.score").inner_text().strip()
     screenshot(teacher, "hub-sensei-5-scores")
-    # aoki: every exercise (10 points); baba: only 8.1, Exp and Divide (4 points), the forged copy under aoki's
-    # name ignored (8.1's tests call the nodes' backward() themselves, so baba's blank backward_pass costs nothing there)
+    # aoki: every exercise (10 points); baba: only 73.2, Exp and Divide (4 points), the forged copy under aoki's
+    # name ignored (73.2's tests call the nodes' backward() themselves, so baba's blank backward_pass costs nothing there)
     assert scores == {RIGHT: "10 / 10", PARTLY: "4 / 10"}, scores
 
     teacher.goto(formgrader)

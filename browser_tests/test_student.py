@@ -27,7 +27,7 @@ WRONG_82 = '''def neuron(inputs, weights, bias):
 
 @pytest.fixture(scope="module")
 def student_lab(tmp_path_factory):
-    """The student edition in a scratch folder; 73 comes with every exercise answered except 8.2."""
+    """The student edition in a scratch folder; 73 comes with every exercise answered except 73.3."""
     work = tmp_path_factory.mktemp("student")
     root = work / "notebooks"
     shutil.copytree(ROOT / "notebooks", root)
@@ -49,8 +49,8 @@ def test_run_all_renders_figures_and_validate_succeeds_then_fails(page, student_
 
     replace_cell_source(page, "def neuron(", ANSWER_82)
     run_cells_from_editor(page, 3)  # answer cell, its try-out cell, its test cell
-    assert page.locator(".jp-CodeCell", has_text="演習 8.2 のテスト").locator(".jp-OutputArea").inner_text().find(
-        "演習 8.2 の見えるテストに合格しました") >= 0, "the visible tests of 8.2 did not pass in the browser"
+    assert page.locator(".jp-CodeCell", has_text="演習 73.3 のテスト").locator(".jp-OutputArea").inner_text().find(
+        "演習 73.3 の見えるテストに合格しました") >= 0, "the visible tests of 73.3 did not pass in the browser"
     run_all(page, min_executed=total)
     assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").count() == 0
     assert validate(page) == "success", "Validate did not report success for a fully answered notebook"
@@ -59,7 +59,7 @@ def test_run_all_renders_figures_and_validate_succeeds_then_fails(page, student_
 
     replace_cell_source(page, "def neuron(", WRONG_82)
     assert validate(page) == "failed", "Validate did not report the failure of a wrong answer"
-    assert "演習 8.2" in page.locator("#validation-message").inner_text()
+    assert "演習 73.3" in page.locator("#validation-message").inner_text()
     screenshot(page, "student-73-validate-failed")
     close_dialog(page)
 

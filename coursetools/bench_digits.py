@@ -3,7 +3,7 @@
     python -m coursetools.bench_digits [--runs 5] [--epochs 40]
 
 The NumPy engine is not copied here: the code cells of source/75_training_loop that define it
-are executed, and the solution of exercise 6.4 (train_digits_classifier) sets the recipe:
+are executed, and the solution of exercise 75.4 (train_digits_classifier) sets the recipe:
 MLP [64, 128, 10] with ReLU, Adam (lr 1e-3), batch 32. If PyTorch is importable, the identical
 network (same initial weights, same mini-batch order, same optimizer settings) is trained with
 torch on the CPU and the time ratio is printed. PyTorch is never a requirement of the course.

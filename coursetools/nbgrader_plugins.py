@@ -26,7 +26,7 @@ class KeepPointsOnStderr(NbGraderPreprocessor):
 def failure_message(cell_source: str, ename: str, evalue: str) -> str:
     """One Japanese line for a failing graded cell: which test, what went wrong, what to check.
 
-    The test cells start with a comment naming them ("# 演習 7.3 のテスト"); the assert messages
+    The test cells start with a comment naming them ("# 演習 70.3 のテスト"); the assert messages
     already say what was checked and the likely mistake. Errors raised by the student's code get
     a hint by kind. No hidden test code or expected value is quoted.
     """

@@ -187,6 +187,6 @@ def test_75_without_scikit_learn_fails_only_in_the_digits_cells_with_a_clear_mes
     assert failed, "the digits cells cannot run without scikit-learn"
     digits_names = {"X_train", "y_train", "X_val", "y_val", "X_test", "y_test", "digits_result"}
     unclear = [(first, errors) for first, errors in failed
-               if not all("scikit-learn" in e or "演習 6.4" in e
+               if not all("scikit-learn" in e or "演習 75.4" in e
                           or e.startswith("NameError") and e.split("'")[1] in digits_names for e in errors)]
     assert not unclear, f"cells fail without saying that scikit-learn or exercise 6.4 is missing: {unclear}"

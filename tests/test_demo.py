@@ -83,7 +83,7 @@ def test_feedback_hides_the_hidden_tests_but_explains_failures(demo):
             assert not leaked, f"{student}/{assignment}: hidden test code in the feedback: {leaked[:3]}"
     chiba = plain_text(course / "feedback" / "chiba" / "73_backprop_scalar" / "73_backprop_scalar.html")
     assert "accumulate_grad で加算していますか" in chiba, "a failing hidden test must show its Japanese message"
-    assert "不合格（演習 8.1（逆伝播）のテスト）" in chiba, "a failure must name the test it comes from"
+    assert "不合格（演習 73.2（逆伝播）のテスト）" in chiba, "a failure must name the test it comes from"
     baba = plain_text(course / "feedback" / "baba" / "73_backprop_scalar" / "73_backprop_scalar.html")
-    assert "未解答（演習 3.1 のテスト）" in baba and "NotImplementedError()" in baba, \
+    assert "未解答（演習 73.1 のテスト）" in baba and "NotImplementedError()" in baba, \
         "an unanswered exercise must say so and what to do, not show a bare NotImplementedError"
