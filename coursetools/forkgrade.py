@@ -17,7 +17,7 @@ agree with real nbgrader autograde on the wrong-answer corpus.
 
 mode "first-failure": stop at the first graded cell that fails (enough to call a mutant killed);
 mode "exercise": run only up to the last test cell of the variant's own exercise;
-mode "full": run to the end of the notebook.
+mode "full": run to the last graded test cell of the notebook (what follows cannot change a verdict).
 """
 from __future__ import annotations
 
@@ -219,6 +219,9 @@ def run_variants(assignment: str, variants: list[Variant], root: Path = ROOT,
                  child_deadline: float = 300, cell_timeout: float = CELL_TIMEOUT) -> dict[str, Verdict]:
     """Grade every variant of one notebook; {key: Verdict}."""
     cells = plan(assignment, root)
+    # the cells after the last graded test cell (experiments, summaries) cannot change a verdict
+    last_test = max((i for i, c in enumerate(cells) if c.kind == "test"), default=len(cells) - 1)
+    cells = cells[:last_test + 1]
     with tempfile.TemporaryDirectory(prefix=f"forkgrade-{assignment}-") as tmp:
         tmp = Path(tmp)
         work = tmp / "work"
