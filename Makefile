@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lab release solutions check-release demo autograde redflags corpus hostile mutation test test-student-env test-browser hub hub-deps test-hub browser-deps sandbox-deps bench bench-autograde bench-digits clean
+.PHONY: help venv lab release solutions check-release demo autograde redflags similarity corpus hostile mutation test test-student-env test-browser hub hub-deps test-hub browser-deps sandbox-deps bench bench-autograde bench-digits clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ autograde: $(STAMP) sandbox-deps ## grade submitted/ of a real class, one sandbo
 
 redflags: $(STAMP) ## report submissions with cheat patterns or broken files (SUBMISSIONS=dir, default submitted/ or examples/submitted/)
 	@$(PY) -m coursetools.redflags $(SUBMISSIONS) || test $$? -eq 1
+
+similarity: $(STAMP) ## which answers look copied, per exercise, side by side: build/similarity/similarity.html + .csv (ASSIGNMENT=name(s), default all; COURSE=dir, default submitted/ here or examples/)
+	$(PY) -m coursetools.similarity $(if $(COURSE),--course $(COURSE)) $(ASSIGNMENT)
 
 corpus: $(STAMP) sandbox-deps ## wrong/right-answer corpus: each entry alone (forkgrade), then packed submissions through nbgrader autograde
 	$(PY) -m coursetools.corpus
