@@ -30,6 +30,7 @@ Writes <out>/similarity.html (self-contained, no scripts, everything from submis
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import html
 import io
@@ -47,7 +48,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 from copydetect.detector import CodeFingerprint, compare_files
-from copydetect.utils import get_copied_slices, hashed_kgrams
+from copydetect.utils import get_copied_slices, get_document_fingerprints, get_token_coverage, hashed_kgrams
 
 from .common import ROOT, assignments, is_answer_cell, is_test_cell, nbgrader_meta
 
@@ -237,21 +238,29 @@ def _fix_class_offsets(fp: CodeFingerprint) -> None:
             offsets[j, 1] = offsets[j + 1, 1] - offsets[j, 1]
 
 
-def fingerprint(source: str, boilerplate=None, window: int | None = None) -> CodeFingerprint:
-    """copydetect's fingerprint of Python code; k-grams in `boilerplate` (an array of hashes) are dropped."""
+def fingerprint(source: str) -> CodeFingerprint:
+    """copydetect's fingerprint of Python code (tokenised and normalised once; see without())."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fp = CodeFingerprint("answer.py", NOISE, window or GUARANTEE - NOISE + 1, boilerplate=boilerplate,
-                             fp=io.StringIO(source), language="python")
+        fp = CodeFingerprint("answer.py", NOISE, GUARANTEE - NOISE + 1, fp=io.StringIO(source), language="python")
     _fix_class_offsets(fp)
     return fp
+
+
+def without(fp: CodeFingerprint, boilerplate: np.ndarray) -> CodeFingerprint:
+    """The fingerprint with the k-grams in `boilerplate` dropped, as CodeFingerprint(boilerplate=...) does,
+    without tokenising the code again."""
+    out = copy.copy(fp)
+    out.hashes, out.hash_idx = get_document_fingerprints(fp.filtered_code, NOISE, GUARANTEE - NOISE + 1, boilerplate)
+    out.token_coverage = get_token_coverage(out.hash_idx, NOISE, len(fp.filtered_code))
+    return out
 
 
 def kgram_hashes(sources) -> set[int]:
     """Every k-gram hash of the given code (copydetect takes boilerplate this way: window 1)."""
     hashes = set()
     for source in sources:
-        hashes |= {int(h) for h in fingerprint(source, window=1).hashes}
+        hashes |= {int(h) for h in fingerprint(source).hashes}
     return hashes
 
 
@@ -280,15 +289,15 @@ def analyse_exercise(assignment: str, grade_id: str, label: str, by_student: dic
                      release_hashes: set[int], solution_hashes: set[int], common: int = COMMON) -> Exercise:
     """Compare the answers {student: source} of one exercise pairwise."""
     answers = {s: Answer(s, text) for s, text in by_student.items() if not is_blank(text, stub)}
+    full = {s: fingerprint(answer.source) for s, answer in answers.items()}
     base = release_hashes | solution_hashes
     counts = Counter()  # in how many students' answers each k-gram beyond the base occurs
-    for answer in answers.values():
-        counts.update(kgram_hashes([answer.source]) - base)
+    for fp in full.values():
+        counts.update({int(h) for h in fp.hashes} - base)
     boilerplate = base | {h for h, n in counts.items() if n > common}
     counted, release = _array(boilerplate), _array(release_hashes)
-    for answer in answers.values():
-        answer.counted = fingerprint(answer.source, counted)
-        answer.raw = fingerprint(answer.source, release)
+    for s, answer in answers.items():
+        answer.counted, answer.raw = without(full[s], counted), without(full[s], release)
     pairs = [compare(answers[a], answers[b]) for a, b in itertools.combinations(sorted(answers), 2)]
     pairs.sort(key=lambda p: (-p.score, -p.raw, p.a, p.b))
     unanswered = sorted(s for s in by_student if s not in answers)
@@ -356,7 +365,8 @@ def expected_level(exercise: Exercise, references: list[tuple[str, str]], stub: 
     for who, text in references:
         if not is_blank(text, stub):
             answer = Answer(who, text)
-            answer.counted, answer.raw = fingerprint(text, counted), fingerprint(text, release)
+            fp = fingerprint(text)
+            answer.counted, answer.raw = without(fp, counted), without(fp, release)
             refs.append(answer)
     pairs = [compare(x, y) for x, y in itertools.combinations(refs, 2)]
     if not pairs:
