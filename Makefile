@@ -39,22 +39,22 @@ demo: $(STAMP) sandbox-deps ## autograde the sample class in examples/, feedback
 	$(PY) -m coursetools.demo
 
 autograde: $(STAMP) sandbox-deps ## grade submitted/ of a real class, one sandbox per submission, JOBS at a time (default: cores); lists what needs a human (ASSIGNMENT=name; UNSANDBOXED=1 only if you must)
-	$(PY) -m coursetools.grade $(if $(UNSANDBOXED),--unsandboxed) $(if $(JOBS),--jobs $(JOBS)) $(ASSIGNMENT)
+	$(PY) -m coursetools.grading.autograde $(if $(UNSANDBOXED),--unsandboxed) $(if $(JOBS),--jobs $(JOBS)) $(ASSIGNMENT)
 
 redflags: $(STAMP) ## report submissions with cheat patterns or broken files (SUBMISSIONS=dir, default submitted/ or examples/submitted/)
-	@$(PY) -m coursetools.redflags $(SUBMISSIONS) || test $$? -eq 1
+	@$(PY) -m coursetools.grading.redflags $(SUBMISSIONS) || test $$? -eq 1
 
 similarity: $(STAMP) ## which answers look copied, per exercise, side by side: build/similarity/similarity.html + .csv (ASSIGNMENT=name(s), default all; COURSE=dir, default submitted/ here or examples/)
 	$(PY) -m coursetools.similarity $(if $(COURSE),--course $(COURSE)) $(ASSIGNMENT)
 
-corpus: $(STAMP) sandbox-deps ## wrong/right-answer corpus: each entry alone (forkgrade), then packed submissions through nbgrader autograde
-	$(PY) -m coursetools.corpus
+corpus: $(STAMP) sandbox-deps ## wrong/right-answer corpus: each entry alone (qa/fastgrade.py, the grader's judge), then packed submissions through nbgrader autograde
+	$(PY) -m qa.corpus
 
 hostile: $(STAMP) sandbox-deps ## grade the hostile submissions (loops, huge output, a killed sandbox, cheats, memory bomb...) and print the outcomes
-	$(PY) -m coursetools.hostile
+	$(PY) -m qa.hostile
 
 mutation: $(STAMP) ## mutate every solution region, grade each mutant, report kill rates per notebook/exercise (about 1-2 min)
-	$(PY) -m coursetools.mutation
+	$(PY) -m qa.mutation
 
 test: $(STAMP) sandbox-deps ## the whole test suite (CI runs this)
 	$(PY) -m pytest
@@ -107,13 +107,13 @@ sandbox-deps:
 	fi
 
 bench: $(STAMP) ## wall time to execute each notebook top to bottom (median of 3 runs)
-	$(PY) -m coursetools.bench
+	$(PY) -m qa.bench
 
 bench-autograde: $(STAMP) sandbox-deps ## grade a synthetic class (STUDENTS=30 per assignment, right/mixed/blank) with JOBS sandboxes: s per submission vs the notebook alone
-	$(PY) -m coursetools.bench_autograde $(if $(STUDENTS),--students $(STUDENTS)) $(if $(JOBS),--jobs $(JOBS))
+	$(PY) -m qa.bench_autograde $(if $(STUDENTS),--students $(STUDENTS)) $(if $(JOBS),--jobs $(JOBS))
 
 bench-digits: $(STAMP) ## Notebook 75's digits MLP: ms/epoch and accuracy, median of 5 runs (+ PyTorch if importable)
-	$(PY) -m coursetools.bench_digits
+	$(PY) -m qa.bench_digits
 
 clean: ## remove .venv, build scratch and nbgrader state
 	rm -rf $(VENV) build .pytest_cache gradebook.db submitted autograded feedback grades.csv

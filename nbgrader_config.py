@@ -15,7 +15,7 @@ c = get_config()  # noqa: F821  (provided by traitlets when this file is loaded)
 COURSE_ROOT = os.path.dirname(os.path.abspath(__file__))
 if COURSE_ROOT not in sys.path:
     sys.path.insert(0, COURSE_ROOT)
-from coursetools.nbgrader_plugins import (  # noqa: E402
+from coursetools.grading.plugins import (  # noqa: E402
     ConciseFailures, KeepPointsOnStderr, SandboxedExecute, SanitizeStudentContent,
 )
 
@@ -32,10 +32,12 @@ c.Execute.timeout = 60
 c.Execute.interrupt_on_timeout = True
 
 # Autograde does not use Execute: SandboxedExecute runs the student's cells in a bubblewrap sandbox of
-# their own (coursetools/sandbox.py) and the test cells in the grader's process (coursetools/judge.py),
-# so no test code ever runs where student code runs. 60 s per cell, 900 s per submission.
+# their own and the test cells in another one (coursetools/grading/), so no test code ever runs where
+# student code runs, and nbgrader's process runs neither. 60 s per cell, 900 s per submission; the
+# cells after the last graded test cell are not run (no verdict depends on them).
 c.SandboxedExecute.timeout = 60
 c.SandboxedExecute.deadline = 900
+c.SandboxedExecute.stop_after_last_test = True
 
 # A submission whose test cells were deleted gets them back from the gradebook.
 c.OverwriteCells.add_missing_cells = True

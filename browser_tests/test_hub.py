@@ -20,7 +20,7 @@ import pytest
 
 from conftest import ROOT, free_port, running, screenshot
 from coursetools.common import venv_env
-from coursetools.corpus import solution_answers
+from qa.corpus import solution_answers
 from labpage import open_menu, open_notebook, validate
 
 pytestmark = pytest.mark.hub

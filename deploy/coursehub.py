@@ -32,7 +32,7 @@ COURSE_ROOT = HERE.parent
 if str(COURSE_ROOT) not in sys.path:
     sys.path.insert(0, str(COURSE_ROOT))
 
-from coursetools import sandbox  # noqa: E402
+from coursetools.grading import sandbox  # noqa: E402
 
 UID_BASE = 62000                                 # student i of the class list runs as UID_BASE + i
 EXCHANGE_INSIDE = "/srv/nbgrader/exchange"      # where students see the exchange

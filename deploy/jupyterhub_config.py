@@ -19,7 +19,7 @@ Who can do what:
   Assignment List and Validate; the formgrader, course list and assignment-creation extensions are
   off (deploy/student/). They reach the exchange and their own home, nothing else.
 - instructors (group "instructors") get a server in the course directory with the formgrader:
-  release, collect, autograde (each submission in its own sandbox, coursetools.sandbox), feedback.
+  release, collect, autograde (each submission in its own sandboxes, coursetools/grading), feedback.
   Their servers run with the hub's rights: give this role to instructors only.
 - nobody is a hub admin and no role lets one user reach another user's server.
 

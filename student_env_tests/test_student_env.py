@@ -27,7 +27,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from coursetools.common import assignments, is_answer_cell, is_test_cell  # noqa: E402
-from coursetools.corpus import filled_release, solution_answers  # noqa: E402
+from qa.corpus import filled_release, solution_answers  # noqa: E402
 
 ENV = ROOT / "build" / "student-env"
 REQUIREMENTS = ROOT / "requirements-student.txt"

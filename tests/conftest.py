@@ -58,13 +58,13 @@ def _run_demo():
 
 
 def _run_corpus():
-    from coursetools.corpus import autograde_packed
+    from qa.corpus import autograde_packed
 
     return autograde_packed(_scratch / "corpus")
 
 
 def _run_hostile():
-    from coursetools.hostile import run
+    from qa.hostile import run
 
     return run(_scratch / "hostile")
 

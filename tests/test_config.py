@@ -28,7 +28,7 @@ def test_config_loads_and_sets_the_course_policies():
 def test_markdown_from_students_is_sanitised_but_the_courses_own_is_kept():
     import json
 
-    from coursetools.nbgrader_plugins import clean_markdown
+    from coursetools.grading.plugins import clean_markdown
 
     for path in sorted(ROOT.glob("release/*/*.ipynb")):
         for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
@@ -41,7 +41,7 @@ def test_markdown_from_students_is_sanitised_but_the_courses_own_is_kept():
 
 def test_stderr_relabelling_only_touches_grade_cells():
     import nbformat
-    from coursetools.nbgrader_plugins import KeepPointsOnStderr
+    from coursetools.grading.plugins import KeepPointsOnStderr
 
     def cell(grade):
         c = nbformat.v4.new_code_cell("x")
@@ -58,7 +58,7 @@ def test_stderr_relabelling_only_touches_grade_cells():
 
 def test_concise_failures_keep_only_the_message_of_graded_cells():
     import nbformat
-    from coursetools.nbgrader_plugins import ConciseFailures
+    from coursetools.grading.plugins import ConciseFailures
 
     def cell(grade):
         c = nbformat.v4.new_code_cell("# 演習 8.2 のテスト\nassert False")
@@ -75,7 +75,7 @@ def test_concise_failures_keep_only_the_message_of_graded_cells():
 
 
 def test_failure_messages_name_the_test_and_give_a_hint_for_each_kind_of_error():
-    from coursetools.nbgrader_plugins import failure_message
+    from coursetools.grading.plugins import failure_message
 
     source = "# 演習 7.3 のテスト\nassert ..."
     assert failure_message(source, "NotImplementedError", "") .startswith("未解答（演習 7.3 のテスト）")

@@ -2,15 +2,15 @@
 
 Wrong answers students really write must lose points on their own exercise and nowhere else;
 answers written differently from the solution must get every point. Checked twice: each entry
-alone with coursetools.forkgrade, and all entries packed into a few submissions per notebook and
+alone with qa.fastgrade (the grader's judge, forking the runner at each answer cell), and all entries packed into a few submissions per notebook and
 graded by real `nbgrader autograde` (which must agree cell by cell)."""
 import functools
 
 import pytest
 
 from conftest import ASSIGNMENTS
-from coursetools import corpus
-from coursetools.forkgrade import Variant, exercises, plan, run_variants
+from qa import corpus
+from qa.fastgrade import Variant, exercises, plan, run_variants
 
 
 @functools.lru_cache(maxsize=None)

@@ -5,7 +5,7 @@ a spread sample of mutants of every notebook is killed by the hidden tests."""
 import pytest
 
 from conftest import ASSIGNMENTS
-from coursetools import mutation
+from qa import mutation
 
 CELL = '''def f(x, W):
     """doc"""

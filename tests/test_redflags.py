@@ -5,7 +5,7 @@ import nbformat
 import pytest
 
 from conftest import ROOT
-from coursetools import redflags
+from coursetools.grading import redflags
 from coursetools.common import release_notebook
 
 A = "73_backprop_scalar"

@@ -1,6 +1,6 @@
 """Report submissions that need an instructor's eye before (or after) autograding.
 
-    python -m coursetools.redflags [SUBMITTED_DIR]      (default: submitted/ if present, else examples/submitted/)
+    python -m coursetools.grading.redflags [SUBMITTED_DIR]      (default: submitted/ if present, else examples/submitted/)
 
 Reads every <student>/<assignment>/*.ipynb below SUBMITTED_DIR as text and JSON; runs nothing.
 Each finding names the student, the file, the cell and the reason. Exit status: 0 when nothing is
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import nbformat
 
-from .common import ROOT, assignments, is_test_cell, nbgrader_meta, release_notebook
+from ..common import ROOT, assignments, is_test_cell, nbgrader_meta, release_notebook
 
 # (pattern, reason) pairs searched in the code cells a student can edit.
 CHEATS = [

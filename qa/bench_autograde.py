@@ -1,10 +1,10 @@
 """Throughput of sandboxed grading: a synthetic class graded end to end, as `make autograde` does.
 
-    python -m coursetools.bench_autograde [--students 30] [--jobs N] [--runs 1] [names...]
+    python -m qa.bench_autograde [--students 30] [--jobs N] [--runs 1] [names...]
 
 Every assignment gets --students submissions, in turn right (the solution's answers), mixed (one
 of the corpus's packed submissions: wrong answers in some exercises, right ones elsewhere) and
-blank (the release notebook as handed out). They are graded by coursetools.grade.autograde with
+blank (the release notebook as handed out). They are graded by coursetools.grading.autograde.autograde with
 --jobs workers, one bubblewrap sandbox each, into a scratch course under build/.
 
 Prints, per assignment, the sandboxed grading time of one submission (median, from the records
@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from .common import ROOT, assignments, make_scratch_course, nbgrader, source_notebook
+from coursetools.common import ROOT, assignments, make_scratch_course, nbgrader, source_notebook
 from .corpus import load, solution_answers, submissions, write_submission
 
 KINDS = ("right", "mixed", "blank")
@@ -45,7 +45,7 @@ def build_class(course: Path, names: list[str], students: int) -> dict[tuple[str
 
 
 def notebook_alone(name: str, runs: int) -> float:
-    from .build import execute_notebook
+    from coursetools.build import execute_notebook
 
     times = []
     for _ in range(runs):
@@ -56,8 +56,8 @@ def notebook_alone(name: str, runs: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from . import sandbox
-    from .grade import autograde
+    from coursetools.grading import sandbox
+    from coursetools.grading.autograde import autograde
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--students", type=int, default=30, help="submissions per assignment")

@@ -1,12 +1,12 @@
 """Grader mutation testing: do the hidden tests notice small bugs in a correct answer?
 
-    python -m coursetools.mutation [--sample N] [--jobs 2] [names...]
+    python -m qa.mutation [--sample N] [--jobs 2] [names...]
 
 Every solution region (### BEGIN SOLUTION ... ### END SOLUTION) is mutated one small change at a
 time: arithmetic operators swapped, a term or factor dropped, `+=` turned into `=` or `-=`,
 comparisons shifted by one, constants changed, axis arguments changed or dropped, transposes
 dropped, sum<->mean / max<->min / zeros<->ones swapped, a statement deleted. Each mutant is
-graded like nbgrader autograde would grade it (coursetools.forkgrade) and is *killed* when some
+graded like nbgrader autograde would grade it (qa/fastgrade.py: the grader's judge, the runner forked at each answer cell) and is *killed* when some
 graded cell of the notebook loses its points.
 
 Mutants that cannot be told apart from the solution by any test (equivalent mutants) are listed
@@ -26,8 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from .common import ROOT, assignments
-from .forkgrade import Variant, exercises, plan, run_variants
+from coursetools.common import ROOT, assignments
+from .fastgrade import Variant, exercises, plan, run_variants
 
 EQUIVALENTS = ROOT / "tests" / "mutation_equivalent.json"
 TARGET = 0.90
@@ -210,7 +210,7 @@ def load_equivalents() -> dict[str, str]:
 
 def grade_mutants(assignment: str, items: list[Mutant]) -> dict:
     variants = [Variant(m.key, m.answer_id, m.source, "first-failure") for m in items]
-    return run_variants(assignment, variants, child_deadline=120)
+    return run_variants(assignment, variants, variant_deadline=120)
 
 
 def report(results: dict[str, tuple[list[Mutant], dict]], equivalents: dict[str, str]) -> tuple[str, bool]:

@@ -1,6 +1,6 @@
-"""coursetools.forkgrade, the fast stand-in for nbgrader autograde used by the corpus and mutation
-tests (its agreement with real nbgrader is checked in tests/test_corpus.py)."""
-from coursetools.forkgrade import Variant, exercises, plan, run_variants, submission_variant
+"""qa.fastgrade, the fast driver of the grader's judge used by the corpus and mutation tests (its
+agreement with real nbgrader autograde is checked in tests/test_corpus.py)."""
+from qa.fastgrade import Variant, exercises, plan, run_variants, submission_variant
 
 A = "71_chain_rule"
 
@@ -13,6 +13,8 @@ def test_verdicts_for_right_wrong_looping_and_dying_answers():
         Variant("right", "ex61-answer", solution, "full"),
         Variant("wrong", "ex61-answer", solution.replace("np.cos(x) * np.exp", "np.exp"), "full"),
         Variant("loop", "ex61-answer", loop, "full"),
+        Variant("hang", "ex61-answer", solution + "\nimport signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
+                "while True:\n    pass\n", "full"),
         Variant("dies", "ex61-answer", solution + "\nimport os\nos._exit(3)\n", "full"),
         Variant("first", "ex61-answer", "raise RuntimeError('x')", "first-failure"),
     ]
@@ -20,7 +22,10 @@ def test_verdicts_for_right_wrong_looping_and_dying_answers():
     assert verdicts["right"].failed == [] and not verdicts["right"].killed
     assert verdicts["right"].passed == ["ex61-tests", "ex62-paths-tests", "ex62-reverse-tests"]
     assert verdicts["wrong"].failed == ["ex61-tests"] and "f2'" in verdicts["wrong"].messages["ex61-tests"]
-    assert verdicts["loop"].failed == ["ex61-tests"] and "timeout" in verdicts["loop"].messages["ex61-tests"]
+    # the loop runs inside the test's call of df2: the runner's alarm ends it, the test cell fails
+    assert verdicts["loop"].failed == ["ex61-tests"] and "CellTimeoutError" in verdicts["loop"].messages["ex61-tests"]
+    # the answer cell ignores the runner's alarm: the judge's deadline ends the variant
+    assert verdicts["hang"].timed_out and verdicts["hang"].passed == []
     assert verdicts["dies"].crashed and verdicts["dies"].killed
     assert verdicts["first"].failed == ["ex61-tests"] and verdicts["first"].passed == []  # stopped early
 

@@ -1,6 +1,6 @@
 """Benchmark: train the digits MLP of Notebook 75 and report wall time per epoch and accuracy.
 
-    python -m coursetools.bench_digits [--runs 5] [--epochs 40]
+    python -m qa.bench_digits [--runs 5] [--epochs 40]
 
 The NumPy engine is not copied here: the code cells of source/75_training_loop that define it
 are executed, and the solution of exercise 75.4 (train_digits_classifier) sets the recipe:
@@ -19,7 +19,7 @@ import time
 import nbformat
 import numpy as np
 
-from .common import source_notebook
+from coursetools.common import source_notebook
 
 ASSIGNMENT = "75_training_loop"
 SOLUTION = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n", re.MULTILINE)

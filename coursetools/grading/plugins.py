@@ -1,9 +1,9 @@
 """nbgrader preprocessors used by nbgrader_config.py."""
 from nbgrader import utils
 from nbgrader.preprocessors import NbGraderPreprocessor
-from traitlets import Float, Integer
+from traitlets import Bool, Float, Integer, Unicode
 
-from . import sandbox
+from . import sandbox, session
 
 
 class KeepPointsOnStderr(NbGraderPreprocessor):
@@ -70,76 +70,83 @@ class ConciseFailures(NbGraderPreprocessor):
 
 
 class SandboxedExecute(NbGraderPreprocessor):
-    """Autograde's execution step: student cells in a sandbox, test cells in the grader.
+    """Autograde's execution step: the student's cells in one sandbox, the test cells in another.
 
-    Replaces nbgrader's Execute in `Autograde.autograde_preprocessors` (nbgrader_config.py). The
-    student's code cells run in coursetools.runner inside one bubblewrap sandbox per submission
-    (coursetools.sandbox); the test cells, restored by nbgrader from the gradebook, run in this
-    process through coursetools.judge and never reach the student's process. Each cell gets the
-    outputs nbgrader grades from: a graded test cell that raised has an `error` output.
+    Replaces nbgrader's Execute in `Autograde.autograde_preprocessors` (nbgrader_config.py). Each
+    submission gets a runner sandbox (the student's cells) and a judge sandbox (the test cells,
+    restored by nbgrader from the gradebook), coursetools/grading/session.py; this process sends
+    the cells and receives per cell bounded text and whether it raised, which it puts into the
+    notebook nbgrader grades (a graded test cell that raised has an `error` output). It never runs
+    test code and never decodes a student's values.
 
-    Without bubblewrap this refuses to grade (every submission fails with a message) unless the
-    instructor sets NEURAL_ENGINE_UNSANDBOXED=1: then the runner is an ordinary child process
-    (verdicts are still decided here, but student code can read and write what the grader can).
+    The cells after the last graded test cell cannot change a verdict and are not run; the first
+    of them says so in the graded notebook and the feedback.
+
+    A sandbox that cannot be started at all is the machine's problem, not the student's: the
+    submission is not graded (nbgrader records no scores and reports it), never scored 0.
     """
 
     timeout = Float(60, help="seconds per cell").tag(config=True)
     deadline = Float(900, help="seconds per submission, all cells together").tag(config=True)
     memory = Integer(sandbox.MEMORY, help="bytes of address space per process of a submission "
                                           "(the whole tree may use 1.5 times that)").tag(config=True)
+    sandboxed = Bool(True, help="grade in bubblewrap sandboxes; False runs the runner and the judge as "
+                                "ordinary processes with the grader's rights (verdicts are still decided "
+                                "outside the student's process, but nothing is isolated)").tag(config=True)
+    records = Unicode("", help="folder of the per-submission records (verdicts, sandbox events, time); "
+                               "default: build/sandbox under the course directory").tag(config=True)
+    stop_after_last_test = Bool(True, help="do not run the cells after the last graded test cell").tag(config=True)
 
     def preprocess(self, nb, resources):
-        import os
-
-        from . import judge
-
-        unsandboxed = os.environ.get("NEURAL_ENGINE_UNSANDBOXED") == "1"
-        if not unsandboxed:
-            ok, why = sandbox.available()
-            if not ok:
-                raise RuntimeError(f"no sandbox for grading: {why}. Grade with a sandbox, or set "
-                                   "NEURAL_ENGINE_UNSANDBOXED=1 to grade without one (student code then "
-                                   "runs with the grader's rights)")
-        slot = int(os.environ.get("NEURAL_ENGINE_SLOT", "0"))
-        cells = judge.cells_of(nb)
-        report = judge.grade_cells(cells, slot=slot, sandboxed=not unsandboxed, cell_timeout=self.timeout,
-                                   deadline=self.deadline, memory=self.memory)
+        cells = session.cells_of(nb, stop_after_last_test=self.stop_after_last_test)
+        settings = session.Settings(sandboxed=self.sandboxed, cell_timeout=self.timeout,
+                                    deadline=self.deadline, memory=self.memory)
+        report = session.grade_cells(cells, settings)   # NoSandbox when none could be started at all
         count = 0
         for cell in cells:
             count += 1
             target = nb.cells[cell.index]
             target.execution_count = count
             target.outputs = _outputs(report.outputs.get(cell.index))
+        if cells:
+            later = [c for c in nb.cells[cells[-1].index + 1:] if c.cell_type == "code"]
+            if later:
+                from nbformat.v4 import new_output
+
+                later[0].outputs = [new_output("stream", name="stdout", text=NOT_RUN)]
         resources.setdefault("sandbox", {})["events"] = report.events
         resources["sandbox"]["seconds"] = report.seconds
         if report.events:
             self.log.warning("sandbox events: %r", report.events[:20])
-        _write_record(resources, report, not unsandboxed)
+        self._write_record(resources, report)
         return nb, resources
 
+    def _write_record(self, resources, report):
+        """<records>/<assignment>/<student>.json: what the grader decided for this submission.
 
-def _write_record(resources, report, sandboxed):
-    """build/sandbox/<assignment>/<student>.json: what happened to this submission's sandbox.
+        Written by this process (the sandboxes cannot reach the course directory);
+        coursetools.grading.autograde reads it to tell the instructor why a submission needs a look,
+        and checks the gradebook against the verdicts (grade id of each test cell -> passed).
+        """
+        import json
+        import os
+        from pathlib import Path
 
-    Written by the grader (student code cannot reach the course directory); coursetools.grade
-    reads it to tell the instructor why a submission needs a look, and checks the gradebook against
-    the verdicts (grade id of each test cell -> passed) afterwards.
-    """
-    import json
-    import os
-    from pathlib import Path
+        info = resources.get("nbgrader", {})
+        student, assignment = str(info.get("student", "")), str(info.get("assignment", ""))
+        if not student or not assignment or "/" in student + assignment or student.startswith("."):
+            return
+        root = Path(self.records or os.path.join(os.getcwd(), "build", "sandbox"))
+        folder = root / assignment
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{student}.json").write_text(json.dumps({
+            "student": student, "assignment": assignment, "sandboxed": self.sandboxed,
+            "seconds": round(report.seconds, 2), "events": report.events,
+            "verdicts": report.passed}, ensure_ascii=False), encoding="utf-8")
 
-    info = resources.get("nbgrader", {})
-    student, assignment = str(info.get("student", "")), str(info.get("assignment", ""))
-    root = os.environ.get("NEURAL_ENGINE_RECORDS") or os.path.join(os.getcwd(), "build", "sandbox")
-    if not student or not assignment or "/" in student + assignment or student.startswith("."):
-        return
-    folder = Path(root) / assignment
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{student}.json").write_text(json.dumps({
-        "student": student, "assignment": assignment, "sandboxed": sandboxed,
-        "seconds": round(report.seconds, 2), "events": report.events,
-        "verdicts": report.passed}, ensure_ascii=False), encoding="utf-8")
+
+NOT_RUN = ("（採点では、最後の採点対象のテストセルより後のセルは実行していません。"
+           "ここから下の出力は、自分の環境で実行して確かめてください。）\n")
 
 
 def _outputs(result):

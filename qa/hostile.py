@@ -1,10 +1,10 @@
 """Hostile and broken submissions, and what grading must do with each (tests/test_hostile.py).
 
-    python -m coursetools.hostile [--workdir build/hostile]   # grade them and print the outcomes
+    python -m qa.hostile [--workdir build/hostile]   # grade them and print the outcomes
 
 Every case is a submission of Notebook 71 (or 74 for the gradient-checker cheat) built from the
 release notebook. They are graded together in one scratch course, the way a real class is graded
-(coursetools.grade: one sandbox per submission, test cells in the grader), with a short cell
+(coursetools.grading.autograde: a runner and a judge sandbox per submission), with a short cell
 timeout so that the deliberate infinite loops cost seconds, not minutes. Each case states its
 expected outcome: the score of every graded cell, or "review" (not graded; the instructor is told
 why); `review_too` marks graded submissions that must also be reported (their sandbox restarted).
@@ -29,11 +29,12 @@ from typing import Callable
 
 import nbformat
 
-from .common import ROOT, is_answer_cell, is_test_cell, make_scratch_course, nbgrader, nbgrader_meta, release_notebook
-from .forkgrade import plan
+from coursetools.common import ROOT, is_answer_cell, is_test_cell, make_scratch_course, nbgrader, nbgrader_meta, release_notebook
+from .fastgrade import plan
 
-A71, A74 = "71_chain_rule", "74_backprop_matrix"
-CELL_TIMEOUT = 10  # seconds; the slowest graded cell of 71 and 74 needs well under 1 s
+A71, A74, A75 = "71_chain_rule", "74_backprop_matrix", "75_training_loop"
+CELL_TIMEOUT = 10  # seconds; the slowest graded cell of 71, 74 and 75 needs well under 5 s
+SLOW_MARGIN = 15   # seconds over the median before a submission is listed as slow (make autograde: 10)
 
 
 def solution(assignment: str, answer_id: str) -> str:
@@ -72,6 +73,8 @@ def _edit_tests(nb, how: str):
 
 ALL_71 = {"ex61-tests": 3.0, "ex62-paths-tests": 2.0, "ex62-reverse-tests": 2.0}
 NONE_71 = {k: 0.0 for k in ALL_71}
+ALL_75 = {"ex61-tests": 2.0, "ex62-tests": 3.0, "ex63-tests": 3.0, "ex64-tests": 2.0,
+          "ex65-forward-tests": 1.0, "ex65-backward-tests": 2.0}
 ALL_74 = {"ex81-correct-tests": 2.0, "ex81-detects-tests": 2.0, "ex82-tests": 2.0,
           "ex83-forward-tests": 1.0, "ex83-backward-tests": 2.0}
 
@@ -244,6 +247,176 @@ display(Javascript('alert("student js")'))
 '''
 
 
+# ------------------------------------------------------------------------------------------------
+# the channel between the grader and student code (issue 20): objects a test hands over, replies,
+# state left behind for the next submission, data the student can reach, slowness
+
+# 75.3's train, wrapped: before training it walks every object the test handed over, reading the
+# attributes a spy, an rng or a library object has (and what they lead to), then writes some
+WALK = """
+_WALKED = []
+def _walk(obj, label, depth=0):
+    if depth > 2 or isinstance(obj, (int, float, str, bytes, np.ndarray, list, tuple, dict)) or obj is None:
+        return
+    if depth == 0 and type(obj).__module__ == "__main__":     # the notebook's own classes: nothing to find
+        return
+    for _name in ("bit_generator", "state", "ctypes", "inner", "calls", "targets", "v", "m", "local",
+                  "__globals__", "__code__", "__closure__", "__func__", "__self__", "__wrapped__"):
+        try:
+            _value = getattr(obj, _name)
+        except Exception:
+            continue
+        _WALKED.append(f"{label}.{_name}")
+        _walk(_value, f"{label}.{_name}", depth + 1)
+
+_solution_train = train
+def train(model, loss_fn, optimizer, X, y, *args, **kwargs):
+    for _label, _obj in (("loss_fn", loss_fn), ("optimizer", optimizer), ("rng", kwargs.get("rng"))):
+        _walk(_obj, _label)
+        for _name in ("calls", "targets", "inner", "bit_generator"):
+            try:
+                setattr(_obj, _name, None) if _obj is not None else None
+            except Exception:
+                pass
+    return _solution_train(model, loss_fn, optimizer, X, y, *args, **kwargs)
+"""
+WALK_REPORT = 'print("WALK:", sorted(set(_WALKED)) or "nothing of the grader")\n'
+
+# 75.3's train: calls the rng's ctypes function pointers with a null pointer (in the grader's process,
+# where the Generator lives, that is a segmentation fault), then trains honestly
+ESCAPE = """
+_solution_train = train
+_ESCAPE = []
+def train(model, loss_fn, optimizer, X, y, *args, **kwargs):
+    _rng = kwargs.get("rng")
+    if _rng is not None and not isinstance(_rng, np.random.Generator):    # not one of its own
+        try:
+            _ESCAPE.append(int(_rng.bit_generator.ctypes.next_uint64(0)))
+        except Exception as _error:
+            _ESCAPE.append(type(_error).__name__)
+    return _solution_train(model, loss_fn, optimizer, X, y, *args, **kwargs)
+"""
+ESCAPE_REPORT = 'print("ESCAPE:", "blocked" if all(isinstance(e, str) for e in _ESCAPE) else _ESCAPE)\n'
+
+# 75.3's train that never shuffles, then forges what the test's spies recorded: the number of
+# optimizer calls, and the targets the batch recorder saw, computed from a copy of the rng's state
+FORGE = """
+def train(model, loss_fn, optimizer, X, y, epochs, batch_size=32, rng=None, X_val=None, y_val=None, log_every=0):
+    history = {"loss": []}
+    if X_val is not None:
+        history["val_loss"], history["val_acc"] = [], []
+    copy = None
+    try:
+        copy = np.random.default_rng()
+        copy.bit_generator.state = rng.bit_generator.state
+    except Exception:
+        copy = None
+    for epoch in range(epochs):
+        total = 0.0
+        for start in range(0, len(X), batch_size):          # never shuffled
+            idx = np.arange(start, min(start + batch_size, len(X)))
+            model.zero_grad()
+            loss = loss_fn.forward(model.forward(X[idx]), y[idx])
+            model.backward(loss_fn.backward())
+            optimizer.update(model.parameters(), model.gradients())
+            total += loss * len(idx)
+        history["loss"].append(total / len(X))
+        if X_val is not None:
+            history["val_loss"].append(loss_fn.forward(model.forward(X_val), y_val))
+            history["val_acc"].append(accuracy(model, X_val, y_val))
+    if copy is not None:                                     # what an honest train would have shown the spies
+        forged = []
+        for epoch in range(epochs):
+            order = copy.permutation(len(X))
+            forged += [np.asarray(y[order[i:i + batch_size]], dtype=float).copy() for i in range(0, len(X), batch_size)]
+        try:
+            loss_fn.targets = forged
+            optimizer.calls = epochs * len(range(0, len(X), batch_size))
+        except Exception:
+            pass
+    return history
+"""
+
+# 75.4: a "model" that looks the test images up in a table of the labels (it never learns)
+LOOKUP = """
+def train_digits_classifier(seed=0):
+    X_tr, y_tr, X_va, y_va, X_te, y_te = load_digits_split(seed)
+    model = MLP([64, 16, 10], activation="relu", rng=np.random.default_rng(1))
+    table = {row.tobytes(): label for row, label in zip(X_te, y_te)}
+    untrained = model.forward
+    def forward(x):
+        x = np.asarray(x, dtype=float)
+        out = np.zeros((len(x), 10))
+        for i, row in enumerate(x):
+            if row.tobytes() not in table:
+                return untrained(x)
+            out[i, table[row.tobytes()]] = 1.0
+        return out
+    model.forward = forward
+    return {"model": model, "history": {"loss": [2.3]}, "test_accuracy": 1.0}
+"""
+
+# replies over the channel's budget, written by student code: a 200 MB array, then raw frames
+HUGE_REPLY = """
+def df1(x):
+    return np.zeros(25_000_000) + x          # 200 MB
+"""
+RAW_FRAMES = """
+import os as _os
+for _fd in range(3, 64):
+    try:
+        if _os.readlink(f"/proc/self/fd/{_fd}").startswith("socket:"):
+            _os.write(_fd, (2 ** 31 - 1).to_bytes(4, "big") + b"\\x91" * 5000)
+    except OSError:
+        pass
+"""
+MANY_TYPES = """
+def df1(x):
+    return [type(f"T{i}", (), {})() for i in range(20000)]
+"""
+
+# state for whoever is graded next: a key in the kernel's per-user keyring, files in /tmp and /dev/shm,
+# a process; a new user namespace; then what the next submission finds
+STATE_WRITER = """
+import ctypes as _ctypes, os as _os, subprocess as _subprocess
+_libc = _ctypes.CDLL(None, use_errno=True)
+_key = _libc.syscall(248, b"user", b"neural-engine-note", b"left by the last student", 24, -4)   # add_key, user keyring
+print("KEYRING:", "blocked" if _key < 0 else f"key {_key} written")
+_userns = _libc.unshare(0x10000000)                                                            # CLONE_NEWUSER
+print("USERNS:", "blocked" if _userns != 0 else "created")
+for _path in ("/tmp/neural-engine-note", "/dev/shm/neural-engine-note"):
+    try:
+        open(_path, "w").write("left by the last student")
+    except OSError:
+        pass
+_subprocess.Popen(["sleep", "1000"], start_new_session=True)
+"""
+STATE_READER = """
+import ctypes as _ctypes, os as _os
+_libc = _ctypes.CDLL(None, use_errno=True)
+_found = []
+_key = _libc.syscall(249, b"user", b"neural-engine-note", None, 0)                                 # request_key
+if _key >= 0:
+    _found.append(f"keyring key {_key}")
+for _path in ("/tmp/neural-engine-note", "/dev/shm/neural-engine-note"):
+    if _os.path.exists(_path):
+        _found.append(_path)
+_others = [p for p in _os.listdir("/proc") if p.isdigit() and int(p) != _os.getpid()
+           and "sleep" in open(f"/proc/{p}/cmdline", "rb").read().decode(errors="replace")]
+_found += [f"process {p}" for p in _others]
+print("STATE:", _found or "none found")
+"""
+
+SLOW = "import time\ntime.sleep(9)\n"
+
+
+def _insert_after(nb, grade_id: str, source: str):
+    """A code cell of the student's own, right after the cell with this grade id."""
+    at = next(i for i, c in enumerate(nb.cells) if nbgrader_meta(c).get("grade_id") == grade_id)
+    nb.cells.insert(at + 1, nbformat.v4.new_code_cell(source))
+    return nb
+
+
 @dataclass
 class Case:
     student: str
@@ -252,10 +425,11 @@ class Case:
     build: Callable[[], object]          # -> notebook (or bytes for a broken file)
     expect: dict | str                   # {grade_id: score} or "review"
     filename: str = ""                   # default: <assignment>.ipynb
-    expect_output: str = ""              # text that must appear in the autograded notebook
+    expect_output: str | tuple = ""      # text(s) that must appear in the autograded notebook
     notes: list = field(default_factory=list)
     review_too: bool = False             # graded with expect, and reported for review as well
     extra_files: dict = field(default_factory=dict)   # {name: text} placed next to the notebook
+    slow: bool = False                   # listed for review as slow (review_too must be set too)
 
 
 def cases(network_port: int | None = None) -> list[Case]:
@@ -275,6 +449,7 @@ _t = _threading.Thread(target=_probe, args=("another thread",))
 _t.start()
 _t.join()
 '''
+    s63 = solution(A75, "ex63-answer")
     return [
         Case("h-control", "the solution, unchanged (control: grading under limits loses nothing)", A71,
              lambda: with_answers(A71, {}), ALL_71),
@@ -358,7 +533,49 @@ _t.join()
         Case("h-network", "student code tries to open a connection to a server of the grading machine", A71,
              lambda: with_answers(A71, {"ex61-answer": s61 + network_probe}), ALL_71,
              expect_output="NETWORK: blocked"),
+        # -- the channel between the grader and student code
+        Case("h-control-75", "75, the solution unchanged (control for the cases below)", A75,
+             lambda: with_answers(A75, {}), ALL_75),
+        Case("h-walk", "75.3's train walks every object the tests hand it (rng, spy optimiser, recording loss) "
+             "for bit_generator, state, ctypes, recorded calls and targets, __globals__, ..., writes some, then "
+             "trains correctly", A75,
+             lambda: _insert_after(with_answers(A75, {"ex63-answer": s63 + WALK}), "ex63-tests", WALK_REPORT),
+             ALL_75, expect_output="WALK: nothing of the grader"),
+        Case("h-escape", "75.3's train calls the rng's ctypes function pointers with a null pointer (a segfault "
+             "of the grader where the Generator lives), then trains correctly", A75,
+             lambda: _insert_after(with_answers(A75, {"ex63-answer": s63 + ESCAPE}), "ex63-tests", ESCAPE_REPORT),
+             ALL_75, expect_output="ESCAPE: blocked"),
+        Case("h-forge-spy", "75.3's train never shuffles and then writes the spies' records (call count, the "
+             "targets seen) from a copy of the rng's state", A75,
+             lambda: with_answers(A75, {"ex63-answer": FORGE}), {**ALL_75, "ex63-tests": 0.0}),
+        Case("h-lookup", "75.4 returns an untrained MLP whose forward looks the test images up in a table of "
+             "their labels (100 % on the test split, nothing learnt)", A75,
+             lambda: with_answers(A75, {"ex64-answer": LOOKUP}), {**ALL_75, "ex64-tests": 0.0}),
+        Case("h-huge-reply", "df1 returns a 200 MB array (over the channel's budget)", A71,
+             lambda: with_answers(A71, {"ex61-answer": s61 + HUGE_REPLY}), {**ALL_71, "ex61-tests": 0.0}),
+        Case("h-raw-frames", "an answer cell writes raw frames to the channel itself: a 2 GiB length, then "
+             "5000 levels of nesting; the sandboxes are replaced, that cell is lost", A71,
+             lambda: with_answers(A71, {"ex62-answer": s62 + RAW_FRAMES}),
+             {**ALL_71, "ex62-paths-tests": 0.0, "ex62-reverse-tests": 0.0}, review_too=True),
+        Case("h-many-types", "df1 returns 20 000 objects of 20 000 distinct classes", A71,
+             lambda: with_answers(A71, {"ex61-answer": s61 + MANY_TYPES}), {**ALL_71, "ex61-tests": 0.0}),
+        Case("h-state-a", "writes a key into the kernel's per-user keyring, creates a user namespace, leaves files "
+             "in /tmp and /dev/shm and a process, for whoever is graded next; right answers", A71,
+             lambda: with_answers(A71, {"ex61-answer": s61 + STATE_WRITER}), ALL_71,
+             expect_output=("KEYRING: blocked", "USERNS: blocked")),
+        Case("h-state-b", "looks for what an earlier submission left: the keyring key, the files, the process; "
+             "right answers", A71,
+             lambda: with_answers(A71, {"ex61-answer": s61 + STATE_READER}), ALL_71,
+             expect_output="STATE: none found"),
+        Case("h-slow", "right answers, and four cells of its own that each sleep 9 s (just under the cell limit)", A71,
+             lambda: _slow(with_answers(A71, {})), ALL_71, review_too=True, slow=True),
     ]
+
+
+def _slow(nb):
+    for grade_id in ("ex61-answer", "ex61-tests", "ex62-answer", "ex62-paths-tests"):
+        _insert_after(nb, grade_id, SLOW)
+    return nb
 
 
 def _with_markdown(nb, text: str):
@@ -396,8 +613,8 @@ def _output_text(path: Path) -> str:
 
 def run(workdir: Path) -> dict:
     """Grade every case; returns {"cases", "scores", "reviews", "outputs", "course", "seconds"}."""
-    from .demo import collect_scores
-    from .grade import autograde
+    from coursetools.demo import collect_scores
+    from coursetools.grading.autograde import autograde
 
     server, port = _listen()
     try:
@@ -417,10 +634,11 @@ def run(workdir: Path) -> dict:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # the duplicated-cells case is meant to be invalid
                     nbformat.write(content, target)
-        for name in (A71, A74):
+        for name in (A71, A74, A75):
             nbgrader(["generate_assignment", name, "--force"], course)
         start = time.perf_counter()
-        reviews, log = autograde(course, [A71, A74], overrides={"SandboxedExecute": {"timeout": CELL_TIMEOUT}}, jobs=2)
+        reviews, log = autograde(course, [A71, A74, A75], overrides={"SandboxedExecute": {"timeout": CELL_TIMEOUT}},
+                                 jobs=2, slow_margin=SLOW_MARGIN)
         seconds = time.perf_counter() - start
     finally:
         server.close()

@@ -1,6 +1,6 @@
 """Wall time of executing each notebook top to bottom (median of several runs).
 
-    python -m coursetools.bench [--runs 3] [names...]
+    python -m qa.bench [--runs 3] [names...]
 
 Each run starts a fresh kernel, as "Restart & Run All" does, so kernel start-up is included.
 This is a benchmark, not a test: it prints numbers and asserts nothing.
@@ -12,8 +12,8 @@ import statistics
 import sys
 import time
 
-from .build import execute_notebook
-from .common import assignments, source_notebook
+from coursetools.build import execute_notebook
+from coursetools.common import assignments, source_notebook
 
 
 def main(argv: list[str] | None = None) -> int:

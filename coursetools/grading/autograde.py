@@ -1,13 +1,15 @@
 """Autograde a real class and say which submissions need a human.
 
-    python -m coursetools.grade [--course DIR] [--unsandboxed] [assignments...]
+    python -m coursetools.grading.autograde [--course DIR] [--unsandboxed] [--jobs N] [assignments...]
 
 Runs nbgrader's autograde (NbGraderAPI.autograde, the converter `nbgrader autograde` runs) for
-every submission of the assignments that have submissions (or the ones named), --jobs at a time:
-one worker process per sandbox slot, all writing to the one gradebook. Every submission is
-executed by nbgrader_plugins.SandboxedExecute: the student's cells in a bubblewrap sandbox of its
-own, the test cells in the grader (coursetools.judge). Without bubblewrap this stops with a
-message, unless --unsandboxed is given.
+every submission of the assignments that have submissions (or the ones named), --jobs at a time
+(default: the cores this process may use), all writing to the one gradebook; one call grades
+every assignment named, paying the workers' start-up once. Every submission is executed by
+plugins.SandboxedExecute: the student's cells in a sandbox of their own, the test cells in
+another (coursetools/grading/session.py). Before anyone is graded, a two-cell notebook is graded
+the same way: if that fails (no bubblewrap, a runtime that does not start in a sandbox), this stops
+with the reason, instead of scoring a whole class 0. --unsandboxed grades without sandboxes.
 
 Afterwards it reports, per student, every submission that needs a look instead of letting it show
 up as a silent 0 in grades.csv:
@@ -16,10 +18,12 @@ up as a silent 0 in grades.csv:
 - the gradebook has no autograded scores for it (whether it was graded is read from the gradebook,
   never from nbgrader's log);
 - its sandbox was stopped and restarted (os._exit, a crash, the memory limit, a cell or the
-  submission over its time limit): it was graded, the cells concerned scored 0.
+  submission over its time limit): it was graded, the cells concerned scored 0;
+- the grading worker died while grading it (three times): the others are graded all the same;
+- it took more than SLOW times the assignment's median grading time (and SLOW_MARGIN seconds more).
 - the gradebook disagrees with the grader: an autograded score that is not what the grader's
   verdict for that cell gives, or a manual score or extra credit that was not there before grading.
-Then the red flags of coursetools.redflags. Names and text from submissions are printed with
+Then the red flags of coursetools/grading/redflags.py. Names and text from submissions are printed with
 control characters escaped. Exit status 0 when nothing needs a human, 1 otherwise.
 """
 from __future__ import annotations
@@ -35,7 +39,7 @@ from pathlib import Path
 
 import nbformat
 
-from .common import ROOT, nbgrader_meta
+from ..common import ROOT, nbgrader_meta
 
 
 @dataclass
@@ -151,12 +155,14 @@ def submissions_of(course: Path, names: list[str]) -> list[tuple[str, str]]:
             for folder in sorted((course / "submitted").glob(f"*/{name}")) if folder.is_dir()]
 
 
-# -- one grading worker per sandbox slot ----------------------------------------------------------
+# -- grading workers ---------------------------------------------------------------------------
 _API = None
+ATTEMPTS = 3          # a submission whose worker dies this many times is listed, not retried
+SLOW, SLOW_MARGIN = 3.0, 10.0
 
 
-def _worker_start(course: str, slots, env: dict, overrides: dict) -> None:
-    """A worker process: its own sandbox slot (uid) and one NbGraderAPI with the course's config."""
+def _worker_start(course: str, overrides: dict) -> None:
+    """A worker process: one NbGraderAPI with the course's config."""
     from nbgrader.apps import NbGraderAPI
     from traitlets.config import Config
     from traitlets.config.loader import PyFileConfigLoader
@@ -164,8 +170,6 @@ def _worker_start(course: str, slots, env: dict, overrides: dict) -> None:
     global _API
     warnings.filterwarnings("ignore", module="nbgrader")       # SQLAlchemy's autoflush notes from nbgrader.api
     warnings.filterwarnings("ignore", module="nbformat")       # cell ids that nbformat adds
-    os.environ.update(env)
-    os.environ["NEURAL_ENGINE_SLOT"] = str(slots.get())
     os.chdir(course)
     config = PyFileConfigLoader("nbgrader_config.py", path=course).load_config()
     # Workers write to one SQLite gradebook: wait for another worker's short write, never fail on it.
@@ -180,20 +184,77 @@ def _worker_grade(task: tuple[str, str]) -> str:
     return result.get("log", "") + result.get("error", "")
 
 
-def autograde(course: Path, names: list[str] | None = None, unsandboxed: bool = False,
-              overrides: dict | None = None, jobs: int = 1) -> tuple[list[Review], str]:
-    """Autograde every submission, `jobs` at a time (one sandbox each); returns (reviews, log)."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+def grade_all(course: Path, tasks: list, overrides: dict, jobs: int) -> tuple[dict, list]:
+    """Autograde tasks [(assignment, student)], jobs at a time; ({task: log}, [tasks whose worker died]).
 
+    A worker that dies (a crash in nbgrader, the machine's memory) breaks the pool: the tasks that
+    had not finished are graded again by new workers, in a new order, and a task is given up after
+    ATTEMPTS tries; every other submission is graded all the same."""
+    import multiprocessing
+    import random
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    logs: dict = {}
+    tries: dict = {task: 0 for task in tasks}
+    lost: list = []
+    pending = list(tasks)
+    order = random.Random(0)
+    context = multiprocessing.get_context("spawn")
+    while pending:
+        with ProcessPoolExecutor(max(1, min(jobs, len(pending))), mp_context=context, initializer=_worker_start,
+                                 initargs=(str(course), overrides)) as pool:
+            futures = {pool.submit(_worker_grade, task): task for task in pending}
+            pending = []
+            for future in as_completed(futures):
+                task = futures[future]
+                try:
+                    logs[task] = future.result()
+                except BrokenProcessPool:
+                    tries[task] += 1
+                    (lost if tries[task] >= ATTEMPTS else pending).append(task)
+                except Exception as error:  # noqa: BLE001 - nbgrader itself failed on this one
+                    logs[task] = f"{type(error).__name__}: {error}"
+        order.shuffle(pending)
+    return logs, lost
+
+
+def slow_ones(records: Path, tasks: list, margin: float = SLOW_MARGIN) -> list[Review]:
+    """Submissions that took more than SLOW times their assignment's median (and margin seconds more)."""
+    import statistics
+
+    seconds: dict = {}
+    for assignment, student in tasks:
+        try:
+            record = json.loads((records / assignment / f"{student}.json").read_text(encoding="utf-8"))
+            seconds[(assignment, student)] = float(record.get("seconds", 0))
+        except (OSError, ValueError, TypeError):
+            continue
+    found = []
+    for assignment in sorted({a for a, _ in seconds}):
+        times = [t for (a, _), t in seconds.items() if a == assignment]
+        median = statistics.median(times)
+        for (a, student), t in sorted(seconds.items()):
+            if a == assignment and t > SLOW * median and t > median + margin:
+                found.append(Review(student, assignment, f"graded, but slowly: {t:.0f} s, the assignment's median "
+                                                         f"is {median:.1f} s (a cell near its time limit?)"))
+    return found
+
+
+def autograde(course: Path, names: list[str] | None = None, unsandboxed: bool = False,
+              overrides: dict | None = None, jobs: int = 1, slow_margin: float = SLOW_MARGIN) -> tuple[list[Review], str]:
+    """Autograde every submission, `jobs` at a time (two sandboxes each); returns (reviews, log)."""
     from nbgrader.api import Gradebook
+
+    from . import session
 
     course = Path(course).resolve()
     names = names or sorted({p.name for p in (course / "submitted").glob("*/*") if p.is_dir()})
     records = course / "build" / "sandbox"
-    env = {"NEURAL_ENGINE_RECORDS": str(records)}
-    if unsandboxed:
-        env["NEURAL_ENGINE_UNSANDBOXED"] = "1"
+    config = {"SandboxedExecute": {"records": str(records), "sandboxed": not unsandboxed}}
+    for section, values in (overrides or {}).items():
+        config.setdefault(section, {}).update(values)
+    session.preflight(session.Settings(sandboxed=not unsandboxed))   # raises sandbox.NoSandbox, saying why
     reviews: list[Review] = []
     for name in names:
         reviews += check_files(course, name)
@@ -207,20 +268,8 @@ def autograde(course: Path, names: list[str] | None = None, unsandboxed: bool = 
         known = {s.id for s in gb.students}
         for student in sorted({t[1] for t in tasks} - known):
             gb.add_student(student)
-    logs = []
-    jobs = max(1, min(jobs, len(tasks) or 1))
-    context = multiprocessing.get_context("spawn")
-    slots = context.Queue()
-    for slot in range(jobs):
-        slots.put(slot)
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_worker_start,
-                             initargs=(str(course), slots, env, overrides or {})) as pool:
-        for (assignment, student), log in zip(tasks, pool.map(_worker_grade, tasks)):
-            logs.append(f"=== {assignment} / {printable(student, 40)} ===\n{log}")
-            if "no sandbox for grading" in log:
-                pool.shutdown(cancel_futures=True)
-                raise RuntimeError("no sandbox for grading: install bubblewrap (make sandbox-deps), "
-                                   "or grade with --unsandboxed / UNSANDBOXED=1")
+    logs, lost = grade_all(course, tasks, config, jobs)
+    log = "\n".join(f"=== {a} / {printable(s, 40)} ===\n{logs.get((a, s), '(the worker died)')}" for a, s in tasks)
     graded_now = set(tasks)
     after = {key: grade for key, grade in gradebook_state(course, names).items() if key[:2] in graded_now}
     reviews += check_gradebook(before, after, records)
@@ -228,14 +277,18 @@ def autograde(course: Path, names: list[str] | None = None, unsandboxed: bool = 
     for assignment, student in tasks:
         record_path = records / assignment / f"{student}.json"
         record = json.loads(record_path.read_text(encoding="utf-8")) if record_path.is_file() else {}
-        if (assignment, student) not in done or \
+        if (assignment, student) in lost:
+            reviews.append(Review(student, assignment, f"not graded: the grading worker died {ATTEMPTS} times "
+                                                       "while grading it (the others were graded)"))
+        elif (assignment, student) not in done or \
                 not (course / "autograded" / student / assignment / f"{assignment}.ipynb").is_file():
             reviews.append(Review(student, assignment, "not graded: the gradebook has no autograded scores for it "
                                                        "(see build/autograde.log)"))
         elif record.get("events"):
             reviews.append(Review(student, assignment, "graded, but its sandbox was stopped and restarted: "
                                   + "; ".join(record["events"])[:300]))
-    return reviews, "\n".join(logs)
+    reviews += slow_ones(records, [t for t in tasks if t in done], slow_margin)
+    return reviews, log
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -245,10 +298,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--course", type=Path, default=ROOT)
     parser.add_argument("--unsandboxed", action="store_true",
-                        help="grade without a sandbox (student code runs with your rights; verdicts are still "
+                        help="grade without sandboxes (student code runs with your rights; verdicts are still "
                              "decided outside the student's process)")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
-                        help="submissions graded at once, one sandbox each (default: the number of cores)")
+    parser.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)),
+                        help="submissions graded at once (default: the cores this process may use)")
     parser.add_argument("names", nargs="*")
     args = parser.parse_args(argv)
     if not (args.course / "submitted").is_dir():
@@ -257,11 +310,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     ok, why = sandbox.available()
     if not ok and not args.unsandboxed:
-        print(f"cannot grade: {why}.\nGrading runs every submission in a sandbox. To grade without one anyway "
+        print(f"cannot grade: {why}.\nGrading runs every submission in sandboxes. To grade without them anyway "
               "(student code then runs with your rights), use: make autograde UNSANDBOXED=1", file=sys.stderr)
         return 2
     print(f"sandbox: {'none (--unsandboxed)' if args.unsandboxed else why}; {sandbox.limits()}")
-    reviews, log = autograde(args.course, args.names, unsandboxed=args.unsandboxed, jobs=max(1, args.jobs))
+    try:
+        reviews, log = autograde(args.course, args.names, unsandboxed=args.unsandboxed, jobs=max(1, args.jobs))
+    except sandbox.NoSandbox as error:
+        print(f"cannot grade, nobody was graded: {error}", file=sys.stderr)
+        return 2
     (args.course / "build").mkdir(exist_ok=True)
     (args.course / "build" / "autograde.log").write_text(log, encoding="utf-8")
     flags = [f for f in scan(args.course / "submitted") if not args.names or f.assignment in args.names]

@@ -1,6 +1,6 @@
 """The wrong-answer and right-answer corpus: data in tests/corpus/<assignment>.toml.
 
-    python -m coursetools.corpus [--workdir build/corpus] [names...]
+    python -m qa.corpus [--workdir build/corpus] [names...]
 
 A *wrong* entry is a mistake students really make, written as edits of the solution cell
 (`replace = [[old, new], ...]`, each `old` found exactly once). A *right* entry is an answer written
@@ -9,7 +9,7 @@ plus any `[[right]]` entry with the whole cell in `code`.
 
 Two checks, both in tests/test_corpus.py:
 
-1. isolation (coursetools.forkgrade): each wrong answer alone, with the solution everywhere else,
+1. isolation (qa.fastgrade, the grader's judge): each wrong answer alone, with the solution everywhere else,
    loses points on its own exercise and on no other graded cell of the notebook;
 2. real autograde: the entries are packed into a few submissions per notebook and graded by
    `nbgrader autograde`. In submission s, exercise i gets wrong answer number (s + i) mod S when
@@ -30,8 +30,8 @@ from pathlib import Path
 
 import nbformat
 
-from .common import ROOT, assignments, is_answer_cell, make_scratch_course, nbgrader, nbgrader_meta, release_notebook
-from .forkgrade import exercises, plan
+from coursetools.common import ROOT, assignments, is_answer_cell, make_scratch_course, nbgrader, nbgrader_meta, release_notebook
+from .fastgrade import exercises, plan
 
 CORPUS = ROOT / "tests" / "corpus"
 ALTERNATIVES = ROOT / "examples" / "submitted" / "aoki"
@@ -139,7 +139,7 @@ def autograde_packed(workdir: Path, names: list[str] | None = None) -> dict:
     """Write every packed submission into a scratch course and autograde it with nbgrader.
 
     Returns {assignment: {"packed": [...], "scores": {student: {grade_id: score}}, "max": {...}}}."""
-    from .demo import collect_scores, max_scores
+    from coursetools.demo import collect_scores, max_scores
 
     shutil.rmtree(workdir, ignore_errors=True)
     course = make_scratch_course(workdir)
@@ -159,7 +159,7 @@ def autograde_packed(workdir: Path, names: list[str] | None = None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .forkgrade import Variant, run_variants
+    from .fastgrade import Variant, run_variants
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", type=Path, default=ROOT / "build" / "corpus")
