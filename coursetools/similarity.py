@@ -439,7 +439,7 @@ def _boilerplate_ranges(fp: CodeFingerprint, boilerplate: set[int]) -> list[tupl
 
 
 def line_kinds(source: str, matched: list, boilerplate: list) -> list[tuple[str, str]]:
-    """[(kind, line)]: 'm' a line mostly inside the matching code, 'c' mostly boilerplate, '' otherwise.
+    """[(kind, line)]: 'c' a line mostly boilerplate, 'm' a line mostly inside the matching code, '' otherwise.
     Comment lines are never marked: comments are not compared."""
     out, start = [], 0
     for line in source.split("\n"):
@@ -449,10 +449,10 @@ def line_kinds(source: str, matched: list, boilerplate: list) -> list[tuple[str,
         if chars and not line.lstrip().startswith("#"):
             def inside(ranges):
                 return sum(any(s <= c < e for s, e in ranges) for c in chars) / len(chars)
-            if inside(matched) >= 0.5:
-                kind = "m"
-            elif inside(boilerplate) >= 0.5:
+            if inside(boilerplate) >= 0.5:   # never evidence, even where a match runs over it
                 kind = "c"
+            elif inside(matched) >= 0.5:
+                kind = "m"
         out.append((kind, line))
     return out
 
