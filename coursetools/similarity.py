@@ -609,7 +609,7 @@ def run(course: Path, names: list[str], out: Path, threshold: float = THRESHOLD,
         results[name] = analyse(name, class_answers, course, common, references)
     if submitted.is_dir():
         for folder in sorted(submitted.glob("*/*")):
-            if folder.name not in known and folder.name not in results:
+            if folder.is_dir() and folder.name not in known and folder.name not in results:
                 problems.append(Problem(folder.parent.name, folder.name, "-", "unknown assignment folder: not compared"))
     out.mkdir(parents=True, exist_ok=True)
     (out / "similarity.html").write_text(render_html(results, problems, threshold, course, common), encoding="utf-8")
