@@ -165,7 +165,7 @@ def test_a_class_from_release_to_feedback(browser, hub):
     aoki = login(browser, hub, RIGHT)
     assert student_fetch_answer_submit(aoki, hub, RIGHT, None) == "success"
     baba = login(browser, hub, PARTLY)
-    partly = {"ex81-answer"}
+    partly = {"ex73_2-answer"}
     assert student_fetch_answer_submit(baba, hub, PARTLY, partly) == "failed"
 
     # -- baba files a copy of their own notebook as aoki's, later than aoki's real submission ------------

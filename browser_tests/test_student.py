@@ -34,7 +34,7 @@ def student_lab(tmp_path_factory):
     answered = nbformat.read(ROOT / "examples/submitted/aoki/73_backprop_scalar" / NB73, as_version=4)
     blank = nbformat.read(ROOT / "notebooks" / NB73, as_version=4)
     for cell, blank_cell in zip(answered.cells, blank.cells):
-        if cell.metadata.get("nbgrader", {}).get("grade_id") == "ex82-answer":
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "ex73_3-answer":
             cell.source = blank_cell.source
     nbformat.write(answered, root / NB73)
     with jupyter_lab(root, work) as lab:

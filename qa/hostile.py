@@ -71,12 +71,12 @@ def _edit_tests(nb, how: str):
     return nb
 
 
-ALL_71 = {"ex61-tests": 3.0, "ex62-paths-tests": 2.0, "ex62-reverse-tests": 2.0}
+ALL_71 = {"ex71_1-tests": 3.0, "ex71_2-paths-tests": 2.0, "ex71_2-reverse-tests": 2.0}
 NONE_71 = {k: 0.0 for k in ALL_71}
-ALL_75 = {"ex61-tests": 2.0, "ex62-tests": 3.0, "ex63-tests": 3.0, "ex64-tests": 2.0,
-          "ex65-forward-tests": 1.0, "ex65-backward-tests": 2.0}
-ALL_74 = {"ex81-correct-tests": 2.0, "ex81-detects-tests": 2.0, "ex82-tests": 2.0,
-          "ex83-forward-tests": 1.0, "ex83-backward-tests": 2.0}
+ALL_75 = {"ex75_1-tests": 2.0, "ex75_2-tests": 3.0, "ex75_3-tests": 3.0, "ex75_4-tests": 2.0,
+          "ex75_5-forward-tests": 1.0, "ex75_5-backward-tests": 2.0}
+ALL_74 = {"ex74_1-correct-tests": 2.0, "ex74_1-detects-tests": 2.0, "ex74_2-tests": 2.0,
+          "ex74_3-forward-tests": 1.0, "ex74_3-backward-tests": 2.0}
 
 ANY_EQ = '''
 class _Anything(float):
@@ -433,7 +433,7 @@ class Case:
 
 
 def cases(network_port: int | None = None) -> list[Case]:
-    s61, s62 = solution(A71, "ex61-answer"), solution(A71, "ex62-answer")
+    s61, s62 = solution(A71, "ex71_1-answer"), solution(A71, "ex71_2-answer")
     network_probe = ""
     if network_port:
         network_probe = f'''
@@ -449,27 +449,27 @@ _t = _threading.Thread(target=_probe, args=("another thread",))
 _t.start()
 _t.join()
 '''
-    s63 = solution(A75, "ex63-answer")
+    s63 = solution(A75, "ex75_3-answer")
     return [
         Case("h-control", "the solution, unchanged (control: grading under limits loses nothing)", A71,
              lambda: with_answers(A71, {}), ALL_71),
         Case("h-loop", "df2 loops forever: its test cell is interrupted at the time limit", A71,
-             lambda: with_answers(A71, {"ex61-answer": s61.replace(
+             lambda: with_answers(A71, {"ex71_1-answer": s61.replace(
                  "    return np.cos(x) * np.exp(np.sin(x))", "    while True:\n        pass")}),
-             {**ALL_71, "ex61-tests": 0.0}),
+             {**ALL_71, "ex71_1-tests": 0.0}),
         Case("h-sleep", "a very slow call at the end of an answer cell (after correct definitions)", A71,
-             lambda: with_answers(A71, {"ex62-answer": s62 + "\nimport time\ntime.sleep(10 ** 6)\n"}), ALL_71),
+             lambda: with_answers(A71, {"ex71_2-answer": s62 + "\nimport time\ntime.sleep(10 ** 6)\n"}), ALL_71),
         Case("h-output", "100 000 printed lines and one 30 MB line (after correct definitions)", A71,
-             lambda: with_answers(A71, {"ex61-answer": s61 + "\nfor _i in range(100000):\n    print(_i)\n"
+             lambda: with_answers(A71, {"ex71_1-answer": s61 + "\nfor _i in range(100000):\n    print(_i)\n"
                                                              "print('x' * 30_000_000)\n"}), ALL_71),
         Case("h-sysexit", "import sys; sys.exit() in an answer cell", A71,
-             lambda: with_answers(A71, {"ex61-answer": s61 + "\nimport sys\nsys.exit()\n"}), ALL_71),
+             lambda: with_answers(A71, {"ex71_1-answer": s61 + "\nimport sys\nsys.exit()\n"}), ALL_71),
         Case("h-kill", "os._exit(0) at the end of an answer cell kills the sandbox: that cell is lost (its "
              "exercise scores 0), the sandbox restarts, the rest is graded, and the instructor is told", A71,
-             lambda: with_answers(A71, {"ex62-answer": s62 + "\nimport os\nos._exit(0)\n"}),
-             {**ALL_71, "ex62-paths-tests": 0.0, "ex62-reverse-tests": 0.0}, review_too=True),
+             lambda: with_answers(A71, {"ex71_2-answer": s62 + "\nimport os\nos._exit(0)\n"}),
+             {**ALL_71, "ex71_2-paths-tests": 0.0, "ex71_2-reverse-tests": 0.0}, review_too=True),
         Case("h-stderr", "correct code that writes warnings to stderr keeps its points", A71,
-             lambda: with_answers(A71, {"ex61-answer": s61 + "\nimport sys, warnings\n"
+             lambda: with_answers(A71, {"ex71_1-answer": s61 + "\nimport sys, warnings\n"
                                         "print('注意: 標準エラーへの出力', file=sys.stderr)\n"
                                         "warnings.warn('古い書き方です', DeprecationWarning, stacklevel=1)\n"}),
              ALL_71),
@@ -482,26 +482,26 @@ _t.join()
         Case("h-duplicated-tests", "blank answers, every test cell copy-pasted (duplicate ids)", A71,
              lambda: _edit_tests(with_answers(A71, {}, blank_others=True), "duplicate"), "review"),
         Case("h-cheat-eq", "df1..df3 return a value whose ==, <, abs() and - always 'agree'", A71,
-             lambda: with_answers(A71, {"ex61-answer": ANY_EQ}, blank_others=True), NONE_71),
+             lambda: with_answers(A71, {"ex71_1-answer": ANY_EQ}, blank_others=True), NONE_71),
         Case("h-cheat-patch", "np.allclose, np.isclose, np.testing and math.isclose patched to pass", A71,
-             lambda: with_answers(A71, {"ex61-answer": PATCHES}, blank_others=True), NONE_71),
+             lambda: with_answers(A71, {"ex71_1-answer": PATCHES}, blank_others=True), NONE_71),
         Case("h-cheat-np-max", "visible-test-only df1..df3 plus np.max patched to return 0 (the hidden tests' "
              "comparison): the tests use the grader's NumPy", A71,
-             lambda: with_answers(A71, {"ex61-answer": NUMPY_CHEATS["h-cheat-np-max"]}, blank_others=True), NONE_71),
+             lambda: with_answers(A71, {"ex71_1-answer": NUMPY_CHEATS["h-cheat-np-max"]}, blank_others=True), NONE_71),
         Case("h-cheat-np-fake", "visible-test-only df1..df3 plus `np` rebound to a fake whose max returns 0", A71,
-             lambda: with_answers(A71, {"ex61-answer": NUMPY_CHEATS["h-cheat-np-fake"]}, blank_others=True), NONE_71),
+             lambda: with_answers(A71, {"ex71_1-answer": NUMPY_CHEATS["h-cheat-np-fake"]}, blank_others=True), NONE_71),
         Case("h-cheat-ipython", "visible-test-only df1..df3 plus IPython input and AST transformers that blank "
              "the test cells, a custom exception handler and a post_run_cell hook that hide failures", A71,
-             lambda: with_answers(A71, {"ex61-answer": IPYTHON_CHEATS}, blank_others=True), NONE_71),
+             lambda: with_answers(A71, {"ex71_1-answer": IPYTHON_CHEATS}, blank_others=True), NONE_71),
         Case("h-cheat-builtins", "visible-test-only df1..df3 plus builtins patched (abs, all, float), "
              "`def abs`, NumPy patched through vars(np) and ModuleType.__setattr__", A71,
-             lambda: with_answers(A71, {"ex61-answer": BUILTIN_CHEATS}, blank_others=True), NONE_71),
+             lambda: with_answers(A71, {"ex71_1-answer": BUILTIN_CHEATS}, blank_others=True), NONE_71),
         Case("h-cheat-snoop", "df1..df3 read the test's expected values from the caller's frames and globals; a "
              "trace function rewrites the test's variables; a thread keeps patching np.max", A71,
-             lambda: with_answers(A71, {"ex61-answer": SNOOP_CHEATS}, blank_others=True), NONE_71),
+             lambda: with_answers(A71, {"ex71_1-answer": SNOOP_CHEATS}, blank_others=True), NONE_71),
         Case("h-files", "reads and writes every instructor file it can find (solutions in source/, gradebook, "
              "other submissions, the grader's code) and prints In; the right answers otherwise", A71,
-             lambda: with_answers(A71, {"ex61-answer": s61 + SNOOP_FILES}), ALL_71,
+             lambda: with_answers(A71, {"ex71_1-answer": s61 + SNOOP_FILES}), ALL_71,
              expect_output="FILES: none found"),
         Case("h-shadow", "blank answers plus numpy.py and sitecustomize.py next to the notebook that would fake "
              "everything if imported", A71,
@@ -510,15 +510,15 @@ _t.join()
                           "sitecustomize.py": "import builtins\nbuiltins.abs = lambda x: 0.0\n"}),
         Case("h-linger", "starts a process and a forked daemon that outlive the cell and try to write the "
              "gradebook later; the right answers otherwise", A71,
-             lambda: with_answers(A71, {"ex62-answer": s62 + LINGER}), ALL_71),
+             lambda: with_answers(A71, {"ex71_2-answer": s62 + LINGER}), ALL_71),
         Case("h-html", "HTML and JavaScript outputs, and a markdown cell with a script and an onerror handler", A71,
-             lambda: _with_markdown(with_answers(A71, {"ex61-answer": s61 + HTML_OUTPUT}),
+             lambda: _with_markdown(with_answers(A71, {"ex71_1-answer": s61 + HTML_OUTPUT}),
                                     '<script>alert("md")</script><img src=x onerror="alert(2)">'
                                     '[click](javascript:alert(3))'), ALL_71),
         Case("h-cheat-checker", "74: relative_error (the lecture's checker) replaced by `return 0.0`", A74,
-             lambda: with_answers(A74, {"ex81-answer": "relative_error = lambda analytic, numeric: 0.0\n"
-                                        + solution(A74, "ex81-answer")}),
-             {**ALL_74, "ex81-correct-tests": 0.0, "ex81-detects-tests": 0.0}),  # the rest is honest work
+             lambda: with_answers(A74, {"ex74_1-answer": "relative_error = lambda analytic, numeric: 0.0\n"
+                                        + solution(A74, "ex74_1-answer")}),
+             {**ALL_74, "ex74_1-correct-tests": 0.0, "ex74_1-detects-tests": 0.0}),  # the rest is honest work
         Case("h-renamed", "saved by the browser as '71_chain_rule (1).ipynb'", A71,
              lambda: with_answers(A71, {}), "review", filename="71_chain_rule (1).ipynb"),
         Case("h-truncated", "an upload cut off in the middle of the JSON", A71,
@@ -527,11 +527,11 @@ _t.join()
              # np.zeros takes fresh zero pages from the OS without touching them, so the address-space
              # limit stops the loop within milliseconds; np.ones wrote ~2 GiB first, which on a loaded CI
              # machine took longer than the 10 s cell limit (a CellTimeoutError instead of the MemoryError)
-             lambda: with_answers(A71, {"ex61-answer": s61 + "\n_hog = []\nwhile True:\n"
+             lambda: with_answers(A71, {"ex71_1-answer": s61 + "\n_hog = []\nwhile True:\n"
                                                              "    _hog.append(np.zeros(10 ** 7))\n"}),
              ALL_71, expect_output="MemoryError"),
         Case("h-network", "student code tries to open a connection to a server of the grading machine", A71,
-             lambda: with_answers(A71, {"ex61-answer": s61 + network_probe}), ALL_71,
+             lambda: with_answers(A71, {"ex71_1-answer": s61 + network_probe}), ALL_71,
              expect_output="NETWORK: blocked"),
         # -- the channel between the grader and student code
         Case("h-control-75", "75, the solution unchanged (control for the cases below)", A75,
@@ -539,33 +539,33 @@ _t.join()
         Case("h-walk", "75.3's train walks every object the tests hand it (rng, spy optimiser, recording loss) "
              "for bit_generator, state, ctypes, recorded calls and targets, __globals__, ..., writes some, then "
              "trains correctly", A75,
-             lambda: _insert_after(with_answers(A75, {"ex63-answer": s63 + WALK}), "ex63-tests", WALK_REPORT),
+             lambda: _insert_after(with_answers(A75, {"ex75_3-answer": s63 + WALK}), "ex75_3-tests", WALK_REPORT),
              ALL_75, expect_output="WALK: nothing of the grader"),
         Case("h-escape", "75.3's train calls the rng's ctypes function pointers with a null pointer (a segfault "
              "of the grader where the Generator lives), then trains correctly", A75,
-             lambda: _insert_after(with_answers(A75, {"ex63-answer": s63 + ESCAPE}), "ex63-tests", ESCAPE_REPORT),
+             lambda: _insert_after(with_answers(A75, {"ex75_3-answer": s63 + ESCAPE}), "ex75_3-tests", ESCAPE_REPORT),
              ALL_75, expect_output="ESCAPE: blocked"),
         Case("h-forge-spy", "75.3's train never shuffles and then writes the spies' records (call count, the "
              "targets seen) from a copy of the rng's state", A75,
-             lambda: with_answers(A75, {"ex63-answer": FORGE}), {**ALL_75, "ex63-tests": 0.0}),
+             lambda: with_answers(A75, {"ex75_3-answer": FORGE}), {**ALL_75, "ex75_3-tests": 0.0}),
         Case("h-lookup", "75.4 returns an untrained MLP whose forward looks the test images up in a table of "
              "their labels (100 % on the test split, nothing learnt)", A75,
-             lambda: with_answers(A75, {"ex64-answer": LOOKUP}), {**ALL_75, "ex64-tests": 0.0}),
+             lambda: with_answers(A75, {"ex75_4-answer": LOOKUP}), {**ALL_75, "ex75_4-tests": 0.0}),
         Case("h-huge-reply", "df1 returns a 200 MB array (over the channel's budget)", A71,
-             lambda: with_answers(A71, {"ex61-answer": s61 + HUGE_REPLY}), {**ALL_71, "ex61-tests": 0.0}),
+             lambda: with_answers(A71, {"ex71_1-answer": s61 + HUGE_REPLY}), {**ALL_71, "ex71_1-tests": 0.0}),
         Case("h-raw-frames", "an answer cell writes raw frames to the channel itself: a 2 GiB length, then "
              "5000 levels of nesting; the sandboxes are replaced, that cell is lost", A71,
-             lambda: with_answers(A71, {"ex62-answer": s62 + RAW_FRAMES}),
-             {**ALL_71, "ex62-paths-tests": 0.0, "ex62-reverse-tests": 0.0}, review_too=True),
+             lambda: with_answers(A71, {"ex71_2-answer": s62 + RAW_FRAMES}),
+             {**ALL_71, "ex71_2-paths-tests": 0.0, "ex71_2-reverse-tests": 0.0}, review_too=True),
         Case("h-many-types", "df1 returns 20 000 objects of 20 000 distinct classes", A71,
-             lambda: with_answers(A71, {"ex61-answer": s61 + MANY_TYPES}), {**ALL_71, "ex61-tests": 0.0}),
+             lambda: with_answers(A71, {"ex71_1-answer": s61 + MANY_TYPES}), {**ALL_71, "ex71_1-tests": 0.0}),
         Case("h-state-a", "writes a key into the kernel's per-user keyring, creates a user namespace, leaves files "
              "in /tmp and /dev/shm and a process, for whoever is graded next; right answers", A71,
-             lambda: with_answers(A71, {"ex61-answer": s61 + STATE_WRITER}), ALL_71,
+             lambda: with_answers(A71, {"ex71_1-answer": s61 + STATE_WRITER}), ALL_71,
              expect_output=("KEYRING: blocked", "USERNS: blocked")),
         Case("h-state-b", "looks for what an earlier submission left: the keyring key, the files, the process; "
              "right answers", A71,
-             lambda: with_answers(A71, {"ex61-answer": s61 + STATE_READER}), ALL_71,
+             lambda: with_answers(A71, {"ex71_1-answer": s61 + STATE_READER}), ALL_71,
              expect_output="STATE: none found"),
         Case("h-slow", "right answers, and four cells of its own that each sleep 9 s (just under the cell limit)", A71,
              lambda: _slow(with_answers(A71, {})), ALL_71, review_too=True, slow=True),
@@ -573,7 +573,7 @@ _t.join()
 
 
 def _slow(nb):
-    for grade_id in ("ex61-answer", "ex61-tests", "ex62-answer", "ex62-paths-tests"):
+    for grade_id in ("ex71_1-answer", "ex71_1-tests", "ex71_2-answer", "ex71_2-paths-tests"):
         _insert_after(nb, grade_id, SLOW)
     return nb
 

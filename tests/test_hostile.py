@@ -38,7 +38,7 @@ def test_review_reasons_are_specific(hostile_run):
     assert "sandbox was stopped" in reasons["h-kill"]
     assert "71_chain_rule (1).ipynb" in reasons["h-renamed"] and "rename" in reasons["h-renamed"]
     assert "truncated" in reasons["h-truncated"]
-    assert "duplicate ids ex61-tests" in reasons["h-duplicated-tests"]
+    assert "duplicate ids ex71_1-tests" in reasons["h-duplicated-tests"]
 
 
 @pytest.mark.parametrize("student", sorted(s for s, c in CASES.items() if c.expect_output))
@@ -57,8 +57,8 @@ def test_numpy_cheats_would_earn_points_if_tests_ran_in_the_students_process():
     from qa.fastgrade import plan
 
     cells = plan(hostile.A71)
-    answer = next(i for i, c in enumerate(cells) if c.grade_id == "ex61-answer")
-    tests = next(c for c in cells if c.grade_id == "ex61-tests")
+    answer = next(i for i, c in enumerate(cells) if c.grade_id == "ex71_1-answer")
+    tests = next(c for c in cells if c.grade_id == "ex71_1-tests")
     before = [c.source for c in cells[:answer] if c.kind == "code"]
     for student, cheat in hostile.NUMPY_CHEATS.items():
         script = "\n".join(["import matplotlib", "matplotlib.use('Agg')",
@@ -246,9 +246,9 @@ def test_a_tampered_gradebook_is_reported(hostile_run, tmp_path):
     before = gradebook_state(course, names)
     shutil.copy(course / "gradebook.db", tmp_path / "gradebook.db")
     with Gradebook(f"sqlite:///{tmp_path / 'gradebook.db'}") as gb:
-        gb.find_grade("ex61-tests", hostile.A71, hostile.A71, "h-control").manual_score = 1.0
-        gb.find_grade("ex61-tests", hostile.A71, hostile.A71, "h-loop").extra_credit = 2.0
-        gb.find_grade("ex61-tests", hostile.A71, hostile.A71, "h-edited-tests").auto_score = 3.0
+        gb.find_grade("ex71_1-tests", hostile.A71, hostile.A71, "h-control").manual_score = 1.0
+        gb.find_grade("ex71_1-tests", hostile.A71, hostile.A71, "h-loop").extra_credit = 2.0
+        gb.find_grade("ex71_1-tests", hostile.A71, hostile.A71, "h-edited-tests").auto_score = 3.0
         gb.db.commit()
     after = gradebook_state(tmp_path, names)
     records = course / "build" / "sandbox"

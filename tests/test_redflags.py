@@ -18,12 +18,12 @@ def release():
 def with_answer(code):
     nb = release()
     for cell in nb.cells:
-        if cell.metadata.get("nbgrader", {}).get("grade_id") == "ex81-answer":
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "ex73_2-answer":
             cell.source += "\n" + code
     return nb
 
 
-def graded_test_cell(nb, gid="ex82-tests"):
+def graded_test_cell(nb, gid="ex73_3-tests"):
     return next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == gid)
 
 

@@ -70,6 +70,25 @@ def test_every_test_cell_names_its_exercise_on_the_first_line(source_nb, assignm
                 f"{cell.metadata.nbgrader.grade_id}: the first line must be '# 演習 N.M のテスト' (got {first!r})"
 
 
+def test_grade_ids_name_their_exercise(source_nb, assignment):
+    """The k-th answer cell of notebook NN is ex{NN}_{k}-answer and its test cells ex{NN}_{k}-...tests,
+    whose first line names 演習 NN.k: the gradebook, grades.csv and the formgrader say which exercise."""
+    number, k = assignment[:2], 0
+    for cell in source_nb.cells:
+        meta = nbgrader_meta(cell)
+        if not meta or "grade_id" not in meta:
+            continue
+        gid = meta["grade_id"]
+        if is_answer_cell(cell):
+            k += 1
+            assert gid == f"ex{number}_{k}-answer", f"{assignment}: answer cell {gid!r} must be ex{number}_{k}-answer"
+        elif is_test_cell(cell):
+            assert re.fullmatch(rf"ex{number}_{k}(-[a-z]+)*-tests", gid), \
+                f"{assignment}: test cell {gid!r} of exercise {number}.{k} must be ex{number}_{k}-...tests"
+            assert cell.source.startswith(f"# 演習 {int(number)}.{k}"), \
+                f"{assignment}/{gid}: its first line must name 演習 {int(number)}.{k}"
+
+
 def test_every_assert_explains_itself_in_japanese(source_nb, assignment):
     for cell in source_nb.cells:
         if not is_test_cell(cell):
