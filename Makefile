@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lab release solutions check-release demo autograde redflags similarity corpus hostile mutation test test-student-env test-browser hub hub-deps test-hub browser-deps sandbox-deps bench bench-autograde bench-digits clean
+.PHONY: help venv lab release release-assignment solutions check-release demo autograde redflags similarity corpus hostile mutation test test-student-env test-browser hub hub-deps test-hub browser-deps sandbox-deps bench bench-autograde bench-digits bench-smoke clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ demo: $(STAMP) sandbox-deps ## autograde the sample class in examples/, feedback
 
 autograde: $(STAMP) sandbox-deps ## grade submitted/ of a real class, one sandbox per submission, JOBS at a time (default: cores); lists what needs a human (ASSIGNMENT=name; UNSANDBOXED=1 only if you must)
 	$(PY) -m coursetools.grading.autograde $(if $(UNSANDBOXED),--unsandboxed) $(if $(JOBS),--jobs $(JOBS)) $(ASSIGNMENT)
+
+release-assignment: $(STAMP) ## nbgrader release_assignment A=name through the exchange; refused while an assignment whose answers it restates is not yet due (FORCE=1 releases anyway)
+	$(PY) -m coursetools.release_order release $(A) $(if $(FORCE),--force)
 
 redflags: $(STAMP) ## report submissions with cheat patterns or broken files (SUBMISSIONS=dir, default submitted/ or examples/submitted/)
 	@$(PY) -m coursetools.grading.redflags $(SUBMISSIONS) || test $$? -eq 1
@@ -114,6 +117,11 @@ bench-autograde: $(STAMP) sandbox-deps ## grade a synthetic class (STUDENTS=30 p
 
 bench-digits: $(STAMP) ## Notebook 75's digits MLP: ms/epoch and accuracy, median of 5 runs (+ PyTorch if importable)
 	$(PY) -m qa.bench_digits
+
+bench-smoke: $(STAMP) sandbox-deps ## every benchmark in its short mode (CI): one run of each notebook, 6 submissions against stock nbgrader, 2 epochs of the digits MLP; fails on an error
+	$(PY) -m qa.bench --runs 1
+	$(PY) -m qa.bench_autograde --quick --workdir build/bench-smoke
+	$(PY) -m qa.bench_digits --runs 1 --epochs 2
 
 clean: ## remove .venv, build scratch and nbgrader state
 	rm -rf $(VENV) build .pytest_cache gradebook.db submitted autograded feedback grades.csv

@@ -1,6 +1,7 @@
 """Throughput of sandboxed grading: a synthetic class graded end to end, as `make autograde` does.
 
-    python -m qa.bench_autograde [--students 30] [--jobs N] [--runs 1] [names...]
+    python -m qa.bench_autograde [--students 30] [--jobs N] [--runs 1] [--no-stock] [names...]
+    python -m qa.bench_autograde --quick     # CI: 3 students of 71 and 75; exit 1 on any error
 
 Every assignment gets --students submissions, in turn right (the solution's answers), mixed (one
 of the corpus's packed submissions: wrong answers in some exercises, right ones elsewhere) and
@@ -11,7 +12,11 @@ Prints, per assignment, the sandboxed grading time of one submission (median, fr
 the grader writes; right/mixed/blank) next to the time of executing that notebook alone
 (coursetools.build.execute_notebook: a fresh kernel, as Restart & Run All), then the wall time of
 the whole class, seconds per submission, and the time that rate gives for 700 submissions
-(100 students x 7 assignments). A benchmark, not a test: it prints numbers and asserts nothing.
+(100 students x 7 assignments). Then the same submissions are graded by stock nbgrader (a course
+with nbgrader's default configuration: `nbgrader autograde`, one assignment after the other, its
+own Execute in one kernel per submission) and the time ratio is printed, with whether every score
+is the same. A benchmark, not a test: it prints numbers; --quick exits 1 when grading fails, a
+submission is flagged or a score differs from stock nbgrader's.
 """
 from __future__ import annotations
 
@@ -44,6 +49,33 @@ def build_class(course: Path, names: list[str], students: int) -> dict[tuple[str
     return kinds
 
 
+STOCK_CONFIG = """c = get_config()  # noqa: F821
+c.CourseDirectory.root = {root!r}
+c.CourseDirectory.course_id = "neural-engine-unit00"
+c.CourseDirectory.db_url = "sqlite:///" + {db!r}
+c.Execute.timeout = 60
+"""
+
+
+def stock_grading(workdir: Path, graded_course: Path, names: list[str]) -> tuple[float, dict]:
+    """The same submissions graded by stock nbgrader, serially; (seconds, scores)."""
+    from coursetools.demo import collect_scores
+
+    course = workdir / "stock"
+    shutil.rmtree(course, ignore_errors=True)
+    course.mkdir(parents=True)
+    shutil.copytree(ROOT / "source", course / "source")
+    shutil.copytree(graded_course / "submitted", course / "submitted")
+    (course / "nbgrader_config.py").write_text(STOCK_CONFIG.format(root=str(course), db=str(course / "gradebook.db")),
+                                               encoding="utf-8")
+    for name in names:
+        nbgrader(["generate_assignment", name, "--force"], course)
+    start = time.perf_counter()
+    for name in names:
+        nbgrader(["autograde", name, "--force"], course)
+    return time.perf_counter() - start, collect_scores(course)
+
+
 def notebook_alone(name: str, runs: int) -> float:
     from coursetools.build import execute_notebook
 
@@ -64,8 +96,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--runs", type=int, default=1, help="runs of each notebook alone (median)")
     parser.add_argument("--workdir", type=Path, default=ROOT / "build" / "bench-autograde")
+    parser.add_argument("--no-stock", action="store_true", help="skip grading the class with stock nbgrader")
+    parser.add_argument("--quick", action="store_true", help="3 students of 71 and 75, one run; exit 1 on any error")
     parser.add_argument("names", nargs="*")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.students, args.runs = 3, 1
+        args.names = args.names or ["71_chain_rule", "75_training_loop"]
     ok, why = sandbox.available()
     if not ok:
         print(f"cannot benchmark sandboxed grading: {why}", file=sys.stderr)
@@ -82,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     reviews, _ = autograde(course, names, jobs=args.jobs)
     wall = time.perf_counter() - start
+    from coursetools.demo import collect_scores
+    ours = collect_scores(course)
     print(f"\n{'assignment':<26}{'alone s':>9}" + "".join(f"{k + ' s':>10}" for k in KINDS) + f"{'max s':>8}")
     for name in names:
         seconds = {k: [] for k in KINDS}
@@ -100,7 +139,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(reviews)} submission(s) flagged for review (a synthetic class should have none):")
         for r in reviews[:10]:
             print(f"  {r.student} {r.assignment}: {r.reason[:200]}")
-    return 0
+    different = []
+    if not args.no_stock:
+        stock_wall, stock = stock_grading(workdir, course, names)
+        different = sorted((s, a) for s in kinds_students(kinds) for a in names
+                           if ours.get(s, {}).get(a) != stock.get(s, {}).get(a))
+        print(f"stock nbgrader (its default Execute, serial) on the same submissions: {stock_wall:.0f} s, "
+              f"{stock_wall / max(1, len(kinds)):.2f} s per submission; ours / stock = {wall / stock_wall:.2f}")
+        print("scores: " + ("identical for every submission and cell" if not different else
+                            f"{len(different)} submission(s) differ: {different[:10]}"))
+        for student, assignment in different[:5]:
+            print(f"  {student} {assignment}: ours {ours.get(student, {}).get(assignment)}, "
+                  f"stock {stock.get(student, {}).get(assignment)}")
+    return 1 if args.quick and (reviews or different) else 0
+
+
+def kinds_students(kinds: dict) -> list[str]:
+    return sorted({student for _, student in kinds})
 
 
 if __name__ == "__main__":
