@@ -1,31 +1,36 @@
-"""The spawner of this course's JupyterHub (deploy/jupyterhub_config.py).
+"""The spawner of this course's JupyterHub (deploy/jupyterhub_config.py), and what goes with it.
 
-One machine, users without OS accounts (the hub runs as root):
+One machine, users without OS accounts (the hub runs as root). No server listens on a TCP port the
+students can reach: every single-user server listens on a Unix socket in a folder of its own under
+<state>/run/servers/, and the hub relays to it from a loopback port of the hub's network namespace.
 
 - an **instructor**'s server runs with the hub's rights in the course directory (the formgrader,
-  `nbgrader_config.py`, the gradebook; autograde puts every submission in its own sandbox, as
-  `make autograde` does);
+  `nbgrader_config.py`, the gradebook; autograde puts every submission in its own sandboxes, as
+  `make autograde` does). Its kernels talk over IPC (Unix sockets in a private runtime folder).
 - a **student**'s server runs in a bubblewrap sandbox of its own: a user id of its own (62000 + the
-  student's position in the class list; no capabilities, no_new_privs), a read-only Python runtime,
-  its own home directory (mode 700, the only writable place besides /tmp and the exchange), the
-  nbgrader exchange, and the student configuration of deploy/student/. Nothing else of the machine:
-  no course directory, no other student's home, no hub state. The network is the host's (the proxy
-  must reach the server); every request to a server still needs that user's hub login.
+  student's position in the roster; no capabilities, no_new_privs), the seccomp filter of the grading
+  sandboxes (coursetools.grading.sandbox: no mount, ptrace, keyrings, new namespaces...), a cgroup
+  bounding memory, processes and CPU of the whole tree, a size-limited /tmp, a network namespace of its
+  own with nothing in it but loopback (kernels on IPC), a read-only Python runtime, its own home
+  directory (mode 700), its own socket to the exchange service (deploy/exchange_service.py) and the
+  hub's API socket, and the student configuration of deploy/student/. Nothing else of the machine: no
+  course directory, no other home, no hub state, no other server or kernel. bwrap reads its arguments
+  from a pipe, so not even the host paths of its binds show in /proc.
 
-With real OS accounts (PAM, LDAP) use JupyterHub's LocalProcessSpawner instead and give students
-the same Jupyter configuration; on Kubernetes see deploy/z2jh-values.yaml.
+With real OS accounts (PAM, LDAP) use JupyterHub's LocalProcessSpawner instead and give students the
+same Jupyter configuration; on Kubernetes see deploy/z2jh-values.yaml.
 """
 from __future__ import annotations
 
-import glob
+import asyncio
+import csv
 import os
 import shutil
 import sys
 from pathlib import Path
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
-from nbgrader.exchange.default.collect import ExchangeCollect
-from traitlets import Bool, Dict, List, Unicode, default
+from traitlets import Bool, Integer, List, Unicode, default
 
 HERE = Path(__file__).resolve().parent
 COURSE_ROOT = HERE.parent
@@ -34,28 +39,106 @@ if str(COURSE_ROOT) not in sys.path:
 
 from coursetools.grading import sandbox  # noqa: E402
 
-UID_BASE = 62000                                 # student i of the class list runs as UID_BASE + i
-EXCHANGE_INSIDE = "/srv/nbgrader/exchange"      # where students see the exchange
+UID_BASE = 62000                                 # student i of the roster runs as UID_BASE + i
+EXCHANGE_UID = 61999                             # the exchange service
 CONFIG_INSIDE = "/etc/jupyter-course"            # deploy/student/, students' JUPYTER_CONFIG_DIR
+HUB_INSIDE = "/run/jupyterhub"                   # the hub's API socket, as students see it
+EXCHANGE_INSIDE = "/run/course"                  # the student's own exchange socket
+SERVER_INSIDE = "/run/jupyter-server"            # where the student's server puts its socket
+LIB_INSIDE = "/opt/jupyter-course"    # deploy/hubexchange.py, nbgrader's side of the exchange
 
 
 def student_uids(students: list[str]) -> dict[str, int]:
-    """The user id each student's sandboxed server runs as (spawner and collect's owner check)."""
+    """The user id each student's sandboxed server runs as."""
     return {name: UID_BASE + i for i, name in enumerate(students)}
+
+
+def read_roster(path: str | Path) -> list[dict]:
+    """Rows of a roster CSV (id, last_name, first_name, email): the students, in order."""
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        rows = [{k.strip(): (v or "").strip() for k, v in row.items() if k} for row in csv.DictReader(f)]
+    out = [r for r in rows if r.get("id")]
+    if len({r["id"] for r in out}) != len(out):
+        raise SystemExit(f"{path}: a student id appears twice")
+    return out
+
+
+def load_roster(course: Path, roster: list[dict], course_id: str) -> None:
+    """Put the roster's names into the course's gradebook (the formgrader and grades.csv show them)."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", course_id) as gb:
+        for row in roster:
+            gb.update_or_create_student(row["id"], last_name=row.get("last_name") or row["id"],
+                                        first_name=row.get("first_name") or "", email=row.get("email") or None)
+
+
+class Relay:
+    """A loopback TCP port in the hub's network namespace that forwards to a server's Unix socket."""
+
+    def __init__(self, socket_path: str):
+        self.socket_path = socket_path
+        self.server: asyncio.base_events.Server | None = None
+        self.port = 0
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self.port
+
+    async def _client(self, reader, writer):
+        try:
+            up_reader, up_writer = await asyncio.open_unix_connection(self.socket_path)
+        except OSError:
+            writer.close()
+            return
+
+        async def pipe(src, dst):
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (OSError, asyncio.CancelledError):
+                pass
+            finally:
+                try:
+                    dst.close()
+                except OSError:
+                    pass
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def close(self) -> None:
+        if self.server:
+            self.server.close()
+            self.server = None
 
 
 class CourseSpawner(SimpleLocalProcessSpawner):
     instructors = List(Unicode(), config=True, help="hub user names of the instructors")
-    students = List(Unicode(), config=True, help="hub user names of the students, in a fixed order")
+    students = List(Unicode(), config=True, help="hub user names of the students, in roster order")
     course_dir = Unicode(config=True, help="the nbgrader course directory (instructors' servers start here)")
-    exchange_dir = Unicode(config=True, help="nbgrader's exchange root, shared by everyone")
     homes_dir = Unicode(config=True, help="students' home directories: <homes_dir>/<user>")
+    run_dir = Unicode(config=True, help="sockets: <run_dir>/hub/, servers/<user>/, runtime/<user>/")
+    exchange_sockets = Unicode(config=True, help="the exchange service's socket folders: <this>/<student>/")
     instructor_config_dir = Unicode(config=True, help="JUPYTER_CONFIG_DIR of instructors' servers")
+    timezone = Unicode("Asia/Tokyo", config=True, help="TZ of every server")
     expose_app = Bool(False, config=True, help="window.jupyterapp in the browser (browser tests only)")
+    memory_limit = Integer(2 << 30, config=True, help="bytes of memory of a student's server and its kernels")
+    pids_limit = Integer(256, config=True, help="processes + threads of a student's server and its kernels")
+    cpu_limit = Integer(1, config=True, help="CPU cores of a student's server and its kernels")
+    tmp_limit = Integer(256 << 20, config=True, help="bytes of a student's /tmp (RAM-backed)")
+
+    _relay: Relay | None = None
+    _cgroup = None
 
     @property
     def is_instructor(self) -> bool:
         return self.user.name in self.instructors
+
+    @property
+    def root(self) -> bool:
+        return os.geteuid() == 0
 
     def _student_uid(self) -> int:
         return student_uids(self.students)[self.user.name]
@@ -68,115 +151,220 @@ class CourseSpawner(SimpleLocalProcessSpawner):
     def _course_home_dir(self):   # where the server starts, as seen from outside
         return self.course_dir if self.is_instructor else os.path.join(self.homes_dir, self.user.name)
 
+    def _server_dir(self) -> Path:
+        return Path(self.run_dir) / "servers" / self.user.name
+
     def make_preexec_fn(self, name):
-        home = self.home_dir
+        home, cgroup = self.home_dir, self._cgroup
 
         def preexec():
+            import resource
+
             os.chdir(home)
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            if cgroup is not None:
+                cgroup.enter()
 
         return preexec
 
-    def user_env(self, env):
-        env = super().user_env(env)
+    def get_env(self):
+        env = super().get_env()
+        env["TZ"] = self.timezone
+        # the server listens on a socket (--ServerApp.sock); this port only satisfies the hub extension
+        env["JUPYTERHUB_SERVICE_URL"] = f"http://127.0.0.1:8888{self.server.base_url if self.server else '/'}"
         if self.is_instructor:
             env["JUPYTER_CONFIG_DIR"] = self.instructor_config_dir
-        else:
-            env["HOME"] = self.home_inside
-            env["JUPYTER_CONFIG_DIR"] = CONFIG_INSIDE       # read-only: Lab's own settings go to the home
-            env["JUPYTERLAB_SETTINGS_DIR"] = f"{self.home_inside}/.jupyter/lab/user-settings"
-            env["JUPYTERLAB_WORKSPACES_DIR"] = f"{self.home_inside}/.jupyter/lab/workspaces"
-            for name in ("JUPYTER_PATH", "PYTHONPATH", "JUPYTER_RUNTIME_DIR", "JUPYTER_DATA_DIR"):
-                env.pop(name, None)
+            env["JUPYTER_RUNTIME_DIR"] = str(Path(self.run_dir) / "runtime" / self.user.name)
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")]))
+            return env
+        # a student: the hub's API through the socket bound into the sandbox, nothing of the host's paths
+        inside = "http+unix://" + f"{HUB_INSIDE}/hub.sock".replace("/", "%2F")
+        env["JUPYTERHUB_API_URL"] = f"{inside}/hub/api"
+        env["JUPYTERHUB_ACTIVITY_URL"] = f"{inside}/hub/api/users/{self.user.escaped_name}/activity"
+        env["HOME"] = self.home_inside
+        env["USER"] = self.user.name
+        env["JUPYTER_CONFIG_DIR"] = CONFIG_INSIDE       # read-only: Lab's own settings go to the home
+        env["JUPYTERLAB_SETTINGS_DIR"] = f"{self.home_inside}/.jupyter/lab/user-settings"
+        env["JUPYTERLAB_WORKSPACES_DIR"] = f"{self.home_inside}/.jupyter/lab/workspaces"
+        env["PATH"] = f"{os.path.dirname(sandbox.python())}:/usr/local/bin:/usr/bin:/bin"
+        env["SHELL"] = "/bin/bash"
+        for name in ("JUPYTER_PATH", "PYTHONPATH", "JUPYTER_RUNTIME_DIR", "JUPYTER_DATA_DIR", "VIRTUAL_ENV"):
+            env.pop(name, None)
         return env
 
     def get_args(self):
         args = super().get_args()
+        args = [a for a in args if not a.startswith(("--port", "--ip"))]
         if self.expose_app:
             args.append("--LabApp.expose_app_in_browser=True")
-        if self.is_instructor and os.geteuid() == 0:
-            args.append("--ServerApp.allow_root=True")
+        if self.is_instructor:
+            args.append(f"--ServerApp.sock={self._server_dir() / 'server.sock'}")
+            if self.root:
+                args.append("--ServerApp.allow_root=True")
+        else:
+            args += [f"--ServerApp.sock={SERVER_INSIDE}/server.sock",
+                     f"--LabApp.app_settings_dir={CONFIG_INSIDE}/lab-settings"]
         return args
 
-    def _prepare_home(self) -> None:
+    # -- students' folders ------------------------------------------------------------------------------
+
+    def _prepare_student(self) -> None:
+        uid = self._student_uid() if self.root else os.geteuid()
         home = Path(self.home_dir)
         home.mkdir(parents=True, exist_ok=True)
         os.chmod(home, 0o700)
-        uid = self._student_uid() if os.geteuid() == 0 else os.geteuid()
-        if os.geteuid() == 0:
+        if self.root:
             os.chown(home, uid, uid)
-        # nbgrader names a submission after pwd.getpwuid(os.getuid()): the sandbox gets a passwd and
-        # group file with this one student (under their hub name) and root.
+        # nbgrader and the terminal look the user up: a passwd/group with this one student and root
         etc = self._etc_dir()
         etc.mkdir(parents=True, exist_ok=True)
         name = self.user.name
         (etc / "passwd").write_text(f"root:x:0:0:root:/root:/usr/sbin/nologin\n"
                                     f"{name}:x:{uid}:{uid}:{name}:{self.home_inside}:/bin/bash\n", encoding="utf-8")
         (etc / "group").write_text(f"root:x:0:\n{name}:x:{uid}:\n", encoding="utf-8")
+        self._fresh_server_dir(uid)
+
+    def _fresh_server_dir(self, uid: int) -> None:
+        folder = self._server_dir()
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True, mode=0o700)
+        if self.root:
+            os.chown(folder, uid, uid)
 
     def _etc_dir(self) -> Path:
         return Path(self.homes_dir).parent / "sandbox-etc" / self.user.name
 
-    def sandbox_command(self) -> list[str]:
-        """bwrap + setpriv in front of jupyterhub-singleuser, for a student."""
-        cmd = [sandbox.bwrap(), "--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try",
-               "--die-with-parent", "--new-session", *sandbox.runtime_binds()]
-        for etc in ("/etc/hosts", "/etc/mime.types", "/etc/ssl"):
+    def sandbox_args(self) -> list[str]:
+        """bwrap's arguments (read from a pipe) and setpriv in front of jupyterhub-singleuser, for a student."""
+        args = ["--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-net", "--unshare-cgroup-try",
+                "--die-with-parent", "--new-session", *sandbox.runtime_binds(tmp_size=self.tmp_limit)]
+        for etc in ("/etc/hosts", "/etc/mime.types", "/etc/ssl", "/etc/bash.bashrc", "/etc/profile",
+                    "/etc/inputrc", "/etc/terminfo"):
             if os.path.exists(etc):
-                cmd += ["--ro-bind", etc, etc]
-        cmd += ["--ro-bind", str(self._etc_dir() / "passwd"), "/etc/passwd",
-                "--ro-bind", str(self._etc_dir() / "group"), "/etc/group"]
-        cmd += ["--proc", "/proc", "--dev", "/dev",
-                "--perms", "0755", "--dir", "/home", "--perms", "0755", "--dir", "/srv",
-                "--perms", "0755", "--dir", "/srv/nbgrader",
-                "--bind", self.home_dir, self.home_inside,
-                "--bind", self.exchange_dir, EXCHANGE_INSIDE,
-                "--ro-bind", str(HERE / "student"), CONFIG_INSIDE,
-                "--chdir", self.home_inside, "--hostname", "jupyter"]
-        if os.geteuid() == 0:
-            cmd += sandbox.drop_to(self._student_uid())
-        else:
-            cmd[1:1] = ["--unshare-user"]
-        return cmd
+                args += ["--ro-bind", etc, etc]
+        args += ["--ro-bind", str(self._etc_dir() / "passwd"), "/etc/passwd",
+                 "--ro-bind", str(self._etc_dir() / "group"), "/etc/group"]
+        args += ["--proc", "/proc", "--dev", "/dev",
+                 "--perms", "0755", "--dir", "/home", "--perms", "0755", "--dir", "/run",
+                 "--bind", self.home_dir, self.home_inside,
+                 "--ro-bind", str(Path(self.run_dir) / "hub"), HUB_INSIDE,
+                 "--ro-bind", str(Path(self.exchange_sockets) / self.user.name), EXCHANGE_INSIDE,
+                 "--bind", str(self._server_dir()), SERVER_INSIDE,
+                 "--ro-bind", str(HERE / "student"), CONFIG_INSIDE,
+                 "--perms", "0755", "--dir", "/opt", "--perms", "0755", "--dir", LIB_INSIDE,
+                 "--ro-bind", str(HERE / "hubexchange.py"), f"{LIB_INSIDE}/hubexchange.py",
+                 "--chdir", self.home_inside, "--hostname", "jupyter"]
+        if not self.root:
+            args[0:0] = ["--unshare-user"]
+        return args
 
     async def start(self):
         singleuser = [sys.executable, "-m", "jupyterhub.singleuser"]
+        if self.user.name not in self.instructors and self.user.name not in self.students:
+            raise RuntimeError(f"{self.user.name} is neither an instructor nor a student of this course")
+        self._relay = Relay(str(self._server_dir() / "server.sock"))
+        port = await self._relay.start()
+        self.port = port
         if self.is_instructor:
+            self._fresh_server_dir(os.geteuid())
+            runtime = Path(self.run_dir) / "runtime" / self.user.name
+            runtime.mkdir(parents=True, exist_ok=True)
+            os.chmod(runtime, 0o700)
             self.cmd = singleuser
             self.notebook_dir = self.course_dir
-        elif self.user.name in self.students:
-            self._prepare_home()
-            self.cmd = self.sandbox_command() + singleuser
+            self.popen_kwargs = {}
+            await super().start()
+            return f"http://127.0.0.1:{port}"
+        self._prepare_student()
+        self._cgroup = sandbox.Cgroup.create(f"hub-{self.user.name}", self.memory_limit, self.pids_limit,
+                                             float(self.cpu_limit))
+        tail = (sandbox.drop_to(self._student_uid()) if self.root else []) + [sandbox.python(), "-m",
+                                                                             "jupyterhub.singleuser"]
+        fds = []
+        try:
+            args_read, args_write = os.pipe()
+            fds.append(args_read)
+            os.write(args_write, b"\0".join(a.encode() for a in self.sandbox_args()) + b"\0")
+            os.close(args_write)
+            bwrap = [sandbox.bwrap(), "--args", str(args_read)]
+            program = sandbox.seccomp_program()
+            if program is not None:
+                seccomp_read, seccomp_write = os.pipe()
+                fds.append(seccomp_read)
+                os.write(seccomp_write, program)
+                os.close(seccomp_write)
+                bwrap += ["--seccomp", str(seccomp_read)]
+            self.cmd = bwrap + tail
             self.notebook_dir = self.home_inside
-        else:
-            raise RuntimeError(f"{self.user.name} is neither an instructor nor a student of this course")
-        return await super().start()
+            self.popen_kwargs = {"pass_fds": tuple(fds)}
+            await super().start()
+        finally:
+            for fd in fds:
+                os.close(fd)
+        return f"http://127.0.0.1:{port}"
+
+    async def stop(self, now=False):
+        try:
+            await super().stop(now=now)
+        finally:
+            if self._relay:
+                self._relay.close()
+                self._relay = None
+            if self._cgroup is not None:
+                self._cgroup.kill_all()
+                self._cgroup.remove()
+                self._cgroup = None
 
 
-# -- collect: a submission counts only under the name of the user who wrote it ------------------------
+# -- grades.csv with the submission time and lateness ----------------------------------------------------
 
-class OwnerCheckedCollect(ExchangeCollect):
-    """nbgrader's collect, refusing submissions filed under another student's name.
+def lateness_rows(gradebook, timezone: str = "Asia/Tokyo") -> list[dict]:
+    """One row per student and assignment: the submission time (the exchange's clock) and how late."""
+    from zoneinfo import ZoneInfo
 
-    A student's server can write any folder name into the exchange's inbound, including
-    `<classmate>+<assignment>+<later timestamp>`, and nbgrader's collect would take it as the
-    classmate's latest submission (its owner check only logs a warning, and finds no name for
-    sandbox user ids). Here every inbound folder of the assignment whose owner is not the user id
-    of the student it names is moved to <exchange>/<course>/quarantine/ (readable by the
-    instructor only) and reported as an error before nbgrader collects the rest.
-    """
+    tz = ZoneInfo(timezone)
+    rows = []
+    for assignment in gradebook.assignments:
+        for student in gradebook.students:
+            try:
+                sub = gradebook.find_submission(assignment.name, student.id)
+            except Exception:  # noqa: BLE001 - nbgrader's MissingEntry: no submission
+                rows.append({"assignment": assignment.name, "student_id": student.id, "submitted_at": "",
+                             "late": "", "seconds_late": ""})
+                continue
+            when = sub.timestamp
+            late = sub.total_seconds_late or 0
+            rows.append({"assignment": assignment.name, "student_id": student.id,
+                         "submitted_at": when.replace(tzinfo=ZoneInfo("UTC")).astimezone(tz).isoformat(
+                             sep=" ", timespec="seconds") if when else "",
+                         "late": "yes" if late > 0 else "no", "seconds_late": f"{late:.0f}"})
+    return rows
 
-    uids = Dict(config=True, help="hub user name -> the user id its sandboxed server runs as")
 
-    def init_src(self):
-        course_path = os.path.join(self.root, self.coursedir.course_id)
-        inbound = os.path.join(course_path, "inbound")
-        quarantine = os.path.join(course_path, "quarantine")
-        for path in glob.glob(os.path.join(inbound, f"*+{self.coursedir.assignment_id}+*")):
-            claimed = os.path.basename(path).rsplit("+", 3)[0]
-            owner = os.lstat(path).st_uid
-            if self.uids and self.uids.get(claimed) != owner:
-                os.makedirs(quarantine, mode=0o700, exist_ok=True)
-                shutil.move(path, os.path.join(quarantine, os.path.basename(path)))
-                self.log.error("%s claims to be a submission of %r but was written by user id %s: moved to %s, "
-                               "not collected", os.path.basename(path), claimed, owner, quarantine)
-        super().init_src()
+try:
+    from nbgrader.plugins import CsvExportPlugin
+except ImportError:  # pragma: no cover
+    CsvExportPlugin = object
+
+
+class LatenessCsvExport(CsvExportPlugin):
+    """nbgrader export's CSV with three more columns: submitted_at (course time zone), late, seconds_late."""
+
+    timezone = Unicode("Asia/Tokyo", config=True)
+
+    def export(self, gradebook):
+        super().export(gradebook)
+        path = self.to or "grades.csv"
+        extra = {(r["assignment"], r["student_id"]): r for r in lateness_rows(gradebook, self.timezone)}
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        if not rows:
+            return
+        fields = list(rows[0].keys()) + ["submitted_at", "late", "seconds_late"]
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            for row in rows:
+                more = extra.get((row.get("assignment"), row.get("student_id")), {})
+                writer.writerow({**row, **{k: more.get(k, "") for k in ("submitted_at", "late", "seconds_late")}})
