@@ -36,6 +36,7 @@ import socket
 import sys
 import time
 import traceback
+import types
 
 import numpy as np
 
@@ -104,6 +105,8 @@ class Judge:
         self.dirty: dict = {}            # RemoteArrays changed here, written back with the next message
         self._pending_restore = None
         self.passed: dict[str, bool] = {}   # verdicts of this submission's earlier test cells
+        self.cell_defs: dict = {}           # name -> (source, names it uses) of the test cell's top-level defs
+        self.cell_names: set = set()        # names the test cell binds at its top level
 
     # -- messages --------------------------------------------------------------------------------
     def _recv(self):
@@ -361,6 +364,7 @@ class Judge:
         self.cell_deadline = time.monotonic() + timeout
         code = compile(source, name, "exec")
         self.namespace = dict(TRUSTED_NAMES)   # nothing carries over from an earlier test cell
+        self.cell_defs, self.cell_names = _top_level_definitions(source)
         self.namespace["_grader_passed"] = self.earlier_passed
         self.from_student, self.read_from_student = set(), set()
         wanted = sorted(_global_names(code) - set(self.namespace) - set(dir(builtins)))
@@ -403,8 +407,41 @@ class Judge:
         return bool(grade_ids) and all(self.passed.get(str(i), False) is True for i in grade_ids)
 
     def propagate(self, name, value):
-        """A test cell rebound a student name: rebind it in the student's namespace too."""
+        """A test cell rebound a student name: rebind it in the student's namespace too.
+
+        A reference implementation the test defines at the top level of the cell (a function or
+        class that uses nothing else of the test but other such definitions) is sent as its source
+        and defined in the student's process, where it runs as fast as the student's own code would;
+        anything else is bound as a stand-in."""
+        chain = self._shippable(value)
+        if chain is not None:
+            for definition in chain:
+                self.request("define", source=definition)
+            self.request("setglobal", name=name, value={"$def": value.__name__})
+            return
         self.request("setglobal", name=name, value=self.encode(value))
+
+    def _shippable(self, value) -> list[str] | None:
+        """Sources to define, in order, for a test-level function or class (None if it is not one)."""
+        defs = self.cell_defs
+        if not isinstance(value, (type, types.FunctionType)) or getattr(value, "__name__", None) not in defs:
+            return None
+        if self.namespace.get(value.__name__) is not value:
+            return None
+        order, seen = [], set()
+
+        def visit(name) -> bool:
+            if name in seen:
+                return True
+            seen.add(name)
+            node_source, uses = defs[name]
+            for other in uses & self.cell_names:
+                if other not in defs or not visit(other):
+                    return False         # it needs a value of the test: keep it in the judge
+            order.append(node_source)
+            return True
+
+        return order if visit(value.__name__) else None
 
     def run_cell(self, kind: str, source: str, name: str, timeout: float | None = None) -> dict:
         """One cell; a result with "gone" set when the runner must be replaced."""
@@ -593,6 +630,28 @@ def _visible_names(source: str) -> list:
                 if isinstance(n, ast.Name) and n.id not in names:
                     names.append(n.id)
     return names
+
+
+def _top_level_definitions(source: str) -> tuple[dict, set]:
+    """({name: (source, global names it uses)} of the cell's top-level functions and classes,
+    every name the cell binds at its top level)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return {}, set()
+    defs, bound = {}, set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            used = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} - {node.name}
+            defs[node.name] = (ast.get_source_segment(source, node, padded=False) or "", used)
+            bound.add(node.name)
+        for sub in ast.walk(node) if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.For,
+                                                        ast.With, ast.Import, ast.ImportFrom, ast.Try)) else ():
+            if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
+                bound.add(sub.id)
+            elif isinstance(sub, ast.alias):
+                bound.add((sub.asname or sub.name).split(".")[0])
+    return defs, bound
 
 
 def _global_names(code) -> set:

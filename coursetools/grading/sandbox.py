@@ -348,6 +348,34 @@ def runtime_binds(tmp_size: int | None = None) -> list[str]:
     return cmd
 
 
+def mpl_cache() -> str | None:
+    """A folder with matplotlib's font list for this runtime, built once per machine and version
+    (outside any sandbox, without the user's own fonts), so that a runner does not scan the fonts
+    again for every submission. None when it cannot be built."""
+    folder = Path(tempfile.gettempdir()) / f"neural-engine-mpl-{os.geteuid()}"
+    if folder.is_dir() and any(folder.glob("fontlist-*.json")):
+        return str(folder)
+    scratch = Path(tempfile.mkdtemp(prefix="neural-engine-mpl-build-"))
+    try:
+        subprocess.run([sys.executable, "-I", "-c", "import matplotlib; matplotlib.use('Agg'); "
+                        "import matplotlib.font_manager"], env=dict(ENV, HOME=str(scratch), MPLCONFIGDIR=str(scratch)),
+                       capture_output=True, timeout=120, cwd=str(scratch))
+        if not any(scratch.glob("fontlist-*.json")):
+            return None
+        for stray in scratch.iterdir():
+            if not stray.name.startswith("fontlist-"):
+                shutil.rmtree(stray, ignore_errors=True) if stray.is_dir() else stray.unlink()
+        scratch.chmod(0o755)
+        try:
+            scratch.rename(folder)
+        except OSError:                          # another grader built it meanwhile
+            shutil.rmtree(scratch, ignore_errors=True)
+        return str(folder)
+    except (OSError, subprocess.TimeoutExpired):
+        shutil.rmtree(scratch, ignore_errors=True)
+        return None
+
+
 def drop_to(uid: int) -> list[str]:
     """setpriv in front of a command: run it as uid (and gid uid), no groups, no capabilities."""
     return ["/usr/bin/setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
@@ -376,6 +404,9 @@ def command(kind: str, uid: int | None, seccomp_fd: int | None, args: list[str] 
     cmd += ["--proc", "/proc", "--dev", "/dev", "--hostname", "sandbox", "--chdir", home]
     if kind == "runner":
         cmd += ["--perms", "0777", "--size", str(DISK), "--tmpfs", home]
+        fonts = mpl_cache()
+        if fonts:
+            cmd += ["--ro-bind", fonts, "/grader/mpl-cache"]
     cmd += ["--setenv", "HOME", home, "--setenv", "MPLCONFIGDIR", "/tmp/mpl"]
     for key, value in ENV.items():
         cmd += ["--setenv", key, value]
