@@ -190,6 +190,7 @@ class CourseSpawner(SimpleLocalProcessSpawner):
         env["SHELL"] = "/bin/bash"
         for name in ("JUPYTER_PATH", "PYTHONPATH", "JUPYTER_RUNTIME_DIR", "JUPYTER_DATA_DIR", "VIRTUAL_ENV"):
             env.pop(name, None)
+        env["PYTHONPATH"] = LIB_INSIDE                 # hubexchange (nbgrader), coursehub_student (the server)
         return env
 
     def get_args(self):
@@ -254,6 +255,7 @@ class CourseSpawner(SimpleLocalProcessSpawner):
                  "--ro-bind", str(HERE / "student"), CONFIG_INSIDE,
                  "--perms", "0755", "--dir", "/opt", "--perms", "0755", "--dir", LIB_INSIDE,
                  "--ro-bind", str(HERE / "hubexchange.py"), f"{LIB_INSIDE}/hubexchange.py",
+                 "--ro-bind", str(HERE / "coursehub_student.py"), f"{LIB_INSIDE}/coursehub_student.py",
                  "--chdir", self.home_inside, "--hostname", "jupyter"]
         if not self.root:
             args[0:0] = ["--unshare-user"]

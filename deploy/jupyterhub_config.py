@@ -100,6 +100,8 @@ instructor_config.mkdir(exist_ok=True)
     f"c.CourseDirectory.course_id = {COURSE_ID!r}\n"
     f"c.HubExchange.socket = {str(exchange_sockets / 'instructor' / 'exchange.sock')!r}\n"
     f"c.Exchange.timezone = {timezone!r}\n"
+    f"c.NbGraderAPI.timezone = {timezone!r}\n"     # the formgrader's times and its due-date field
+
     "c.ExchangeFactory.list = 'hubexchange.HubList'\n"
     "c.ExchangeFactory.release_assignment = 'hubexchange.HubReleaseAssignment'\n"
     "c.ExchangeFactory.collect = 'hubexchange.HubCollect'\n"
