@@ -184,38 +184,52 @@ def _worker_grade(task: tuple[str, str]) -> str:
     return result.get("log", "") + result.get("error", "")
 
 
-def grade_all(course: Path, tasks: list, overrides: dict, jobs: int) -> tuple[dict, list]:
+def grade_all(course: Path, tasks: list, overrides: dict, jobs: int, grade=None) -> tuple[dict, list]:
     """Autograde tasks [(assignment, student)], jobs at a time; ({task: log}, [tasks whose worker died]).
 
-    A worker that dies (a crash in nbgrader, the machine's memory) breaks the pool: the tasks that
-    had not finished are graded again by new workers, in a new order, and a task is given up after
-    ATTEMPTS tries; every other submission is graded all the same."""
+    At most `jobs` tasks are handed to the workers at a time. A worker that dies (a crash in nbgrader,
+    the machine's memory) breaks the pool: the tasks that were in flight are suspects, and each is
+    graded again alone in a new pool, where a death names the task that caused it; a task is given up
+    after ATTEMPTS deaths. Everyone else is graded all the same."""
     import multiprocessing
-    import random
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from collections import deque
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
     logs: dict = {}
-    tries: dict = {task: 0 for task in tasks}
+    deaths: dict = {task: 0 for task in tasks}
     lost: list = []
-    pending = list(tasks)
-    order = random.Random(0)
+    queue, suspects = deque(tasks), deque()
     context = multiprocessing.get_context("spawn")
-    while pending:
-        with ProcessPoolExecutor(max(1, min(jobs, len(pending))), mp_context=context, initializer=_worker_start,
-                                 initargs=(str(course), overrides)) as pool:
-            futures = {pool.submit(_worker_grade, task): task for task in pending}
-            pending = []
-            for future in as_completed(futures):
-                task = futures[future]
-                try:
-                    logs[task] = future.result()
-                except BrokenProcessPool:
-                    tries[task] += 1
-                    (lost if tries[task] >= ATTEMPTS else pending).append(task)
-                except Exception as error:  # noqa: BLE001 - nbgrader itself failed on this one
-                    logs[task] = f"{type(error).__name__}: {error}"
-        order.shuffle(pending)
+    while queue or suspects:
+        alone = bool(suspects)
+        source = suspects if alone else queue
+        with ProcessPoolExecutor(1 if alone else max(1, min(jobs, len(queue))), mp_context=context,
+                                 initializer=_worker_start, initargs=(str(course), overrides)) as pool:
+            in_flight: dict = {}
+            broken = False
+            while (source or in_flight) and not broken:
+                while source and len(in_flight) < (1 if alone else jobs):
+                    task = source.popleft()
+                    in_flight[pool.submit(grade or _worker_grade, task)] = task
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    task = in_flight.pop(future)
+                    try:
+                        logs[task] = future.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        if alone:                          # graded alone: this task killed its worker
+                            deaths[task] += 1
+                            (lost if deaths[task] >= ATTEMPTS else suspects).append(task)
+                        else:
+                            suspects.append(task)
+                    except Exception as error:  # noqa: BLE001 - nbgrader itself failed on this one
+                        logs[task] = f"{type(error).__name__}: {error}"
+            if broken:                                      # the others in flight died with the pool
+                for task in in_flight.values():
+                    if task not in logs:
+                        (suspects if not alone else source).appendleft(task)
     return logs, lost
 
 

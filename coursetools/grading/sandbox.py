@@ -313,9 +313,30 @@ def _runtime_paths() -> list[str]:
             found.add(real)
     paths = []
     for p in sorted(found, key=len):
-        if not any(p == q or p.startswith(q + os.sep) for q in paths) and not p.startswith("/usr"):
+        if not any(_inside(p, q) for q in paths) and not p.startswith("/usr"):
             paths.append(p)
     return sorted(paths)
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _aliases(bound: list[str]) -> list[tuple[str, str]]:
+    """(real path, path as written) of site-packages on sys.path reached through a symbolic link (a
+    .pth file naming a linked venv): bound under the written path too, where the interpreter in the
+    sandbox looks for it, unless that path lies inside something already bound."""
+    pairs = []
+    for entry in sys.path:
+        if not entry or not os.path.isabs(entry):
+            continue
+        written, real = os.path.normpath(entry), os.path.realpath(entry)
+        if written == real or os.path.basename(real) not in ("site-packages", "dist-packages") or not os.path.isdir(real):
+            continue
+        if any(_inside(written, q) or _inside(q, written) for q in bound) or written.startswith("/usr"):
+            continue
+        pairs.append((real, written))
+    return pairs
 
 
 def runtime_binds(tmp_size: int | None = None) -> list[str]:
@@ -333,14 +354,15 @@ def runtime_binds(tmp_size: int | None = None) -> list[str]:
         elif os.path.isdir(f"/{link}"):
             cmd += ["--ro-bind", f"/{link}", f"/{link}"]
     made = {"/tmp"}
-    for path in _runtime_paths():
+    bound = _runtime_paths()
+    for source, path in [(p, p) for p in bound] + _aliases(bound):
         parts = Path(path).parts
         for i in range(2, len(parts)):          # parents readable by the sandbox user
             parent = str(Path(*parts[:i]))
             if parent not in made:
                 made.add(parent)
                 cmd += ["--perms", "0755", "--dir", parent]
-        cmd += ["--ro-bind", path, path]
+        cmd += ["--ro-bind", source, path]
     cmd += ["--perms", "0755", "--dir", "/etc"]   # created by bwrap; readable by the sandbox user
     for etc in ("/etc/ld.so.cache", "/etc/localtime", "/etc/alternatives", "/etc/fonts"):
         if os.path.exists(etc):
