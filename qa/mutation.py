@@ -24,10 +24,9 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 from coursetools.common import ROOT, assignments
-from .fastgrade import Variant, exercises, plan, run_variants
+from .fastgrade import Variant, plan, run_variants
 
 EQUIVALENTS = ROOT / "tests" / "mutation_equivalent.json"
 TARGET = 0.90

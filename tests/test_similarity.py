@@ -24,6 +24,7 @@ import pytest
 
 from coursetools import similarity
 from coursetools.common import ROOT, assignments, is_answer_cell, nbgrader_meta, release_notebook
+from qa.corpus import filled_release
 
 SAMPLE = ROOT / "examples" / "submitted"
 HOSTILE = "<script>alert('x')<\\script>"  # a folder name cannot hold "/"
@@ -178,15 +179,6 @@ def _strip_markers(source: str) -> str:
 
 def _normalised(source: str) -> str:
     return similarity.fingerprint(source).filtered_code
-
-
-def filled_release(assignment: str, answers: dict[str, str]):
-    """The release notebook with its answer cells replaced by `answers` ({grade_id: source})."""
-    nb = nbformat.read(release_notebook(assignment), as_version=4)
-    for cell in nb.cells:
-        if is_answer_cell(cell) and nbgrader_meta(cell)["grade_id"] in answers:
-            cell.source = answers[nbgrader_meta(cell)["grade_id"]]
-    return nb
 
 
 class TestClass:

@@ -15,7 +15,6 @@ replayed, and grading goes on, at most MAX_RESTARTS times per submission.
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import time
 from dataclasses import dataclass, field
