@@ -48,6 +48,7 @@ import subprocess
 import socketserver
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -114,11 +115,24 @@ def encode_files(folder: Path) -> dict[str, str]:
     return out
 
 
+def makedirs(folder: Path) -> None:
+    """Create folder and any missing parent with mode 0700 (whatever the umask)."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for path in reversed(missing):
+        path.mkdir(mode=0o700)
+        os.chmod(path, 0o700)
+
+
 def write_files(folder: Path, files: dict[str, bytes]) -> None:
-    folder.mkdir(mode=0o700, parents=True)
+    if folder.exists():
+        raise FileExistsError(folder)
+    makedirs(folder)
     for name, data in files.items():
         path = folder / name
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        makedirs(path.parent)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -138,7 +152,7 @@ class Store:
         self.tz = ZoneInfo(timezone)
         self.lock = threading.Lock()
         for sub in ("outbound", "inbound", "feedback", "tmp"):
-            (root / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
+            makedirs(root / sub)
 
     # -- helpers
     def _assignment(self, name: str) -> str:
@@ -230,7 +244,7 @@ class Store:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 json.dump(meta, f)
             parent = self.root / "inbound" / student / assignment
-            parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            makedirs(parent)
             os.rename(tmp, parent / ident)
         return {"id": ident, "timestamp": meta["timestamp"], "size": size}
 
@@ -274,7 +288,7 @@ class Store:
         tmp = self._tmp()
         write_files(tmp, files)
         target = self.root / "feedback" / student / assignment / ident
-        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        makedirs(target.parent)
         with self.lock:
             old = None
             if target.exists():
@@ -363,8 +377,13 @@ class Handler(BaseHTTPRequestHandler):
                 return {"used": store.usage(who), "quota": store.quota, "max_submission": store.max_submission}
         raise Refused(404, f"no such request: {method} {self.path[:100]}")
 
+    def identify(self) -> str:
+        """Who is asking: on a Unix socket, whose socket it is."""
+        return self.who
+
     def _handle(self, method: str):
         try:
+            self.who = self.identify()
             self._send(200, self._route(method))
         except Refused as refused:
             self._send(refused.status, {"error": str(refused)})
@@ -385,6 +404,54 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_DELETE(self):
         self._handle("DELETE")
+
+
+class TokenHandler(Handler):
+    """Kubernetes (deploy/z2jh-values.yaml): one TCP port for everyone; who is asking is the owner of the
+    JupyterHub API token sent (Authorization: token ...), asked of the hub's API (GET /user answers with
+    the token's owner). A student is a roster name; an instructor a name given with --instructors."""
+
+    hub_api: str = ""
+    instructors: frozenset = frozenset()
+    who = "nobody"
+    _cache: dict = {}
+    _cache_lock = threading.Lock()
+
+    def identify(self) -> str:
+        header = self.headers.get("Authorization", "")
+        if not header.startswith("token ") or len(header) > 300:
+            raise Refused(401, "a JupyterHub API token is needed (Authorization: token ...)")
+        token = header[6:].strip()
+        now = time.monotonic()
+        with self._cache_lock:
+            hit = self._cache.get(token)
+        if hit and now - hit[1] < 60:
+            return hit[0]
+        import urllib.error
+        import urllib.request
+
+        request = urllib.request.Request(self.hub_api.rstrip("/") + "/user", headers={"Authorization": f"token {token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                user = json.loads(response.read())
+        except (urllib.error.URLError, ValueError, OSError):
+            raise Refused(403, "the hub does not know this token") from None
+        name = user.get("name")
+        who = name if name in self.store.students else "instructor" if name in self.instructors else None
+        if who is None:
+            raise Refused(403, f"{name!r} is neither a student nor an instructor of this course")
+        with self._cache_lock:
+            self._cache[token] = (who, now)
+        return who
+
+
+def serve_tcp(store: Store, host: str, port: int, hub_api: str, instructors=()) -> socketserver.TCPServer:
+    handler = type("Handler_token", (TokenHandler,), {"store": store, "hub_api": hub_api, "_cache": {},
+                                                      "instructors": frozenset(instructors)})
+    server = socketserver.ThreadingTCPServer((host, port), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="exchange-tcp", daemon=True).start()
+    return server
 
 
 class UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
@@ -408,7 +475,7 @@ def serve(store: Store, sockets: Path, mode_student: int = 0o666) -> list[UnixHT
         server = UnixHTTPServer(str(path), handler)
         os.chmod(path, 0o600 if who == "instructor" else mode_student)
         servers.append(server)
-        threading.Thread(target=server.serve_forever, name=f"exchange-{who}", daemon=True).start()
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name=f"exchange-{who}", daemon=True).start()
     return servers
 
 
@@ -465,8 +532,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sandbox-uid", type=int, default=None,
                         help="as root: start the service in a sandbox under this user id")
     parser.add_argument("--store", required=True, type=Path)
-    parser.add_argument("--sockets", required=True, type=Path)
+    parser.add_argument("--sockets", type=Path, help="one Unix socket per student and one for instructors (one machine)")
+    parser.add_argument("--listen", help="HOST:PORT instead of sockets: JupyterHub API tokens say who asks (Kubernetes)")
+    parser.add_argument("--hub-api", default=os.environ.get("JUPYTERHUB_API_URL", ""),
+                        help="the hub's API (with --listen) [$JUPYTERHUB_API_URL]")
     parser.add_argument("--students", required=True)
+    parser.add_argument("--instructors", default="", help="hub names of the instructors (with --listen)")
     parser.add_argument("--quota", type=int, default=200 << 20, help="bytes of submissions stored per student")
     parser.add_argument("--max-submission", type=int, default=50 << 20, help="bytes of one submission")
     parser.add_argument("--timezone", default="Asia/Tokyo")
@@ -476,8 +547,14 @@ def main(argv: list[str] | None = None) -> int:
         launch(args, args.sandbox_uid)
     students = [s for s in args.students.split(",") if s]
     store = Store(args.store, students, args.quota, args.max_submission, args.timezone)
-    serve(store, args.sockets)
-    sys.stderr.write(f"[exchange] serving {len(students)} students from {args.sockets} "
+    if args.listen:
+        host, _, port = args.listen.rpartition(":")
+        serve_tcp(store, host or "0.0.0.0", int(port), args.hub_api, [n for n in args.instructors.split(",") if n])
+    elif args.sockets:
+        serve(store, args.sockets)
+    else:
+        parser.error("--sockets or --listen")
+    sys.stderr.write(f"[exchange] serving {len(students)} students on {args.listen or args.sockets} "
                      f"(quota {args.quota} B, submission {args.max_submission} B, uid {os.getuid()})\n")
     sys.stderr.flush()
     threading.Event().wait()

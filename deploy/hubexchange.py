@@ -68,14 +68,24 @@ class HubExchange(Exchange):
     """Requests to the exchange service (the base of every class here)."""
 
     socket = Unicode(STUDENT_SOCKET, help="The exchange service's Unix socket").tag(config=True)
+    url = Unicode("", help="Instead of the socket: the exchange service's URL (Kubernetes); the request "
+                           "carries this server's JupyterHub API token").tag(config=True)
 
     def call(self, method: str, path: str, payload=None):
         body = None if payload is None else json.dumps(payload).encode("utf-8")
-        connection = _UnixConnection(self.socket)
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        if self.url:
+            from urllib.parse import urlparse
+
+            where = urlparse(self.url)
+            connection = http.client.HTTPConnection(where.hostname, where.port or 80, timeout=300)
+            headers["Authorization"] = f"token {os.environ.get('JUPYTERHUB_API_TOKEN', '')}"
+            path = where.path.rstrip("/") + path
+        else:
+            connection = _UnixConnection(self.socket)
         try:
             try:
-                connection.request(method, path, body=body,
-                                   headers={"Content-Type": "application/json"} if body is not None else {})
+                connection.request(method, path, body=body, headers=headers)
                 response = connection.getresponse()
                 data = response.read()
             except OSError as error:
@@ -293,7 +303,12 @@ class HubSubmit(HubExchange, ExchangeSubmit):
         released = {r["assignment"]: r["files"] for r in self.call("GET", "/released")}
         if assignment not in released:
             self.fail(f"{assignment} is not released (or no longer)")
-        files = read_regular_files(self.src_path, self.coursedir, self.log)
+        usage = self.call("GET", "/usage")
+        try:
+            files = read_regular_files(self.src_path, self.coursedir, self.log, limit=usage["max_submission"])
+        except ValueError:
+            self.fail(f"{assignment} is larger than the {usage['max_submission'] >> 20} MB a submission may have: "
+                      f"remove big files from the folder and submit again")
         missing = [f for f in released[assignment] if f.endswith(".ipynb") and f not in files]
         if missing:
             message = f"Notebooks missing from the submission of {assignment}: {', '.join(missing)}"
