@@ -75,8 +75,8 @@ ALL_71 = {"ex71_1-tests": 3.0, "ex71_2-paths-tests": 2.0, "ex71_2-reverse-tests"
 NONE_71 = {k: 0.0 for k in ALL_71}
 ALL_75 = {"ex75_1-tests": 2.0, "ex75_2-tests": 3.0, "ex75_3-tests": 3.0, "ex75_4-tests": 2.0,
           "ex75_5-forward-tests": 1.0, "ex75_5-backward-tests": 2.0}
-ALL_74 = {"ex74_1-correct-tests": 2.0, "ex74_1-detects-tests": 2.0, "ex74_2-tests": 2.0,
-          "ex74_3-forward-tests": 1.0, "ex74_3-backward-tests": 2.0}
+ALL_74 = {"ex74_1-tests": 2.0, "ex74_2-tests": 3.0, "ex74_3-forward-tests": 1.0, "ex74_3-backward-tests": 2.0,
+          "ex74_4-forward-tests": 2.0, "ex74_4-backward-tests": 2.0}
 
 ANY_EQ = '''
 class _Anything(float):
@@ -515,10 +515,12 @@ _t.join()
              lambda: _with_markdown(with_answers(A71, {"ex71_1-answer": s61 + HTML_OUTPUT}),
                                     '<script>alert("md")</script><img src=x onerror="alert(2)">'
                                     '[click](javascript:alert(3))'), ALL_71),
-        Case("h-cheat-checker", "74: relative_error (the lecture's checker) replaced by `return 0.0`", A74,
-             lambda: with_answers(A74, {"ex74_1-answer": "relative_error = lambda analytic, numeric: 0.0\n"
-                                        + solution(A74, "ex74_1-answer")}),
-             {**ALL_74, "ex74_1-correct-tests": 0.0, "ex74_1-detects-tests": 0.0}),  # the rest is honest work
+        Case("h-cheat-checker", "74: the lecture's checkers replaced (relative_error returns 0.0, numerical_gradient "
+             "zeros) next to a wrong Linear.backward (the bias gradient averaged over the batch)", A74,
+             lambda: with_answers(A74, {"ex74_2-answer": "relative_error = lambda analytic, numeric: 0.0\n"
+                                        "numerical_gradient = lambda f, x, h=1e-5: np.zeros_like(x)\n"
+                                        + solution(A74, "ex74_2-answer").replace("dout.sum(axis=0)", "dout.mean(axis=0)")}),
+             {**ALL_74, "ex74_2-tests": 0.0}),  # the rest is honest work
         Case("h-renamed", "saved by the browser as '71_chain_rule (1).ipynb'", A71,
              lambda: with_answers(A71, {}), "review", filename="71_chain_rule (1).ipynb"),
         Case("h-truncated", "an upload cut off in the middle of the JSON", A71,
