@@ -258,7 +258,7 @@ _WALKED = []
 def _walk(obj, label, depth=0):
     if depth > 2 or isinstance(obj, (int, float, str, bytes, np.ndarray, list, tuple, dict)) or obj is None:
         return
-    if depth == 0 and type(obj).__module__ == "__main__":     # the notebook's own classes: nothing to find
+    if depth == 0 and globals().get(type(obj).__name__) is type(obj):   # the notebook's own classes
         return
     for _name in ("bit_generator", "state", "ctypes", "inner", "calls", "targets", "v", "m", "local",
                   "__globals__", "__code__", "__closure__", "__func__", "__self__", "__wrapped__"):
