@@ -9,6 +9,7 @@ import asyncio
 import json
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
@@ -57,7 +58,9 @@ class HubUser:
 
     def run(self, code: str, timeout: float = 300) -> str:
         """Execute code in this user's kernel; stdout, stderr and the error (if any) as one text."""
-        return asyncio.run(self._run(code, timeout))
+        # a thread of its own: the caller may already run an event loop (Playwright's sync API does)
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, self._run(code, timeout)).result()
 
     async def _run(self, code: str, timeout: float) -> str:
         from tornado.httpclient import HTTPRequest

@@ -202,14 +202,15 @@ print(plant("chiba+{A71}+" + stamp() + "+big", {{"{A71}.ipynb": big, "timestamp.
 import os
 links = {links!r}
 print(plant("baba+{A73}+" + stamp() + "+links", {{"timestamp.txt": stamp().encode()}}, links))
-for name, target in links.items():                 # and through nbgrader's own submit
+for name, target in links.items():                 # or, where that is closed, through nbgrader's own submit
     path = os.path.join("{A73}", name)
     if os.path.lexists(path):
         os.remove(path)
     os.symlink(target, path)
 print("linked")
 ''')
-    s.api["baba submit 73 links"] = assignment_action(baba, "submit", A73)
+    if "planted" not in s.out["symlinks"]:
+        s.api["baba submit 73 links"] = assignment_action(baba, "submit", A73)
 
     # -- baba overwrites aoki's submission of 73 (its name leaked) --------------------------------------------------
     leaked = [str(p) for p in s.state.glob(f"exchange*/**/aoki*{A73}*")] + \
@@ -257,7 +258,8 @@ for path in glob.glob("{OLD_EXCHANGE}/inbound/doi+{A74}+*/submission_secret.txt"
 nb = open("{A70}/{A70}.ipynb", "rb").read()
 print(plant("doi+{A70}+" + stamp(-48) + "+early", {{"{A70}.ipynb": nb, "timestamp.txt": stamp(-48).encode()}}))
 ''')
-    s.api["doi submit 70"] = assignment_action(doi, "submit", A70)
+    if "planted" not in s.out["forged time"]:         # where the exchange folder is closed: the only way in
+        s.api["doi submit 70"] = assignment_action(doi, "submit", A70)
 
     # -- the instructor collects and grades what the cases need ---------------------------------------------------
     for a in (A70, A71, A72, A73, A74):

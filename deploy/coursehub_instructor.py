@@ -104,27 +104,35 @@ def _async_post(original, operation: str):
     return Handler
 
 
-def _lateness(db_url: str, course_id: str, assignment: str, timezone: str) -> dict:
+def _lateness(coursedir, assignment: str, timezone: str) -> dict:
+    """student -> when their collected submission arrived (timestamp.txt, the exchange's clock) and how late,
+    from submitted/ (autograde copies the same time into the gradebook)."""
+    import glob
     from zoneinfo import ZoneInfo
 
     from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.utils import parse_utc
 
-    out = {}
-    tz = ZoneInfo(timezone)
-    with Gradebook(db_url, course_id) as gb:
+    tz, utc = ZoneInfo(timezone), ZoneInfo("UTC")
+    with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
         try:
-            a = gb.find_assignment(assignment)
+            duedate = gb.find_assignment(assignment).duedate
         except MissingEntry:
-            return out
-        for sub in a.submissions:
-            when = sub.timestamp
-            out[sub.student.id] = {
-                "seconds_late": round(sub.total_seconds_late or 0),
-                "submitted_at": when.replace(tzinfo=ZoneInfo("UTC")).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S %Z")
-                if when else None,
-                "duedate": a.duedate.replace(tzinfo=ZoneInfo("UTC")).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S %Z")
-                if a.duedate else None,
-            }
+            duedate = None
+    pattern = coursedir.format_path(coursedir.submitted_directory, "*", assignment)
+    out = {}
+    for folder in sorted(glob.glob(pattern)):
+        student = os.path.basename(os.path.dirname(folder))
+        try:
+            with open(os.path.join(folder, "timestamp.txt"), encoding="utf-8") as f:
+                when = parse_utc(f.read().strip())
+        except (OSError, ValueError):
+            continue
+        late = max(0.0, (when - duedate).total_seconds()) if duedate is not None else 0.0
+        out[student] = {"seconds_late": round(late),
+                        "submitted_at": when.replace(tzinfo=utc).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S %Z"),
+                        "duedate": duedate.replace(tzinfo=utc).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S %Z")
+                        if duedate is not None else None}
     return out
 
 
@@ -173,9 +181,8 @@ def _load_jupyter_server_extension(serverapp):
             formgrader = self.settings.get("nbgrader_formgrader")
             if formgrader is None:
                 raise web.HTTPError(404)
-            coursedir = formgrader.coursedir
             self.set_header("Content-Type", "application/json")
-            self.finish(json.dumps(_lateness(coursedir.db_url, coursedir.course_id, assignment, settings.timezone)))
+            self.finish(json.dumps(_lateness(formgrader.coursedir, assignment, settings.timezone)))
 
     class Script(JupyterHandler):
         @web.authenticated

@@ -2,6 +2,14 @@
 (function () {
     "use strict";
     var hub = window.COURSEHUB || {base: ""};
+    // JupyterHub wants the XSRF token on every cookie-authenticated API request, GET included
+    function xsrf() {
+        var m = document.cookie.match(/(?:^|;\s*)_xsrf=([^;]*)/);
+        return m ? decodeURIComponent(m[1]) : "";
+    }
+    function getJSON(url) {
+        return $.ajax({url: url, dataType: "json", cache: false, headers: {"X-XSRFToken": xsrf()}});
+    }
 
     // -- progress of the operation running now --------------------------------------------------------
     var bar = document.createElement("div");
@@ -11,7 +19,7 @@
     document.addEventListener("DOMContentLoaded", function () { document.body.appendChild(bar); });
 
     function poll() {
-        $.ajax({url: hub.base + "/coursehub/progress", dataType: "json", cache: false}).done(function (p) {
+        getJSON(hub.base + "/coursehub/progress").done(function (p) {
             if (p.running) {
                 var last = p.lines.length ? p.lines[p.lines.length - 1] : "started";
                 bar.textContent = "\u23f3 " + p.operation + " \u2014 " + Math.round(p.elapsed) + " s \u2014 " + last;
@@ -69,7 +77,7 @@
                 if (tries++ < 60) { setTimeout(mark, 500); }
                 return;
             }
-            $.getJSON(hub.base + "/coursehub/api/lateness/" + encodeURIComponent(assignment)).done(function (late) {
+            getJSON(hub.base + "/coursehub/api/lateness/" + encodeURIComponent(assignment)).done(function (late) {
                 rows.each(function () {
                     var row = $(this);
                     var id = row.find("td.student-id").text().trim();
