@@ -72,10 +72,10 @@ hub-deps: $(STAMP) sandbox-deps
 	@command -v npm >/dev/null 2>&1 || { echo "make hub needs Node.js and npm for configurable-http-proxy (sudo apt-get install nodejs npm)" >&2; exit 1; }
 	@test -x deploy/node_modules/.bin/configurable-http-proxy || (cd deploy && npm ci --silent --no-audit --no-fund)
 
-hub: hub-deps ## this course's JupyterHub on this machine (deploy/): prints the URL and the users' logins
+hub: hub-deps ## this course's JupyterHub on this machine (deploy/): prints every address (hub, formgrader, Lab) and the logins
 	$(PY) -m coursetools.hub
 
-test-hub: hub-deps browser-deps ## a class on JupyterHub in headless Chromium: release, fetch, submit, collect, autograde, feedback
+test-hub: hub-deps browser-deps ## a class on JupyterHub in headless Chromium (release -> feedback) and the hostile hub cases from students' servers
 	$(PY) -m pytest browser_tests -m hub
 
 # Chromium from the OS packages (Playwright never downloads a browser here) and a Japanese font,

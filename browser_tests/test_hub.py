@@ -193,7 +193,7 @@ def test_a_class_from_release_to_feedback(browser, hub):
     screenshot(teacher, "hub-sensei-0-lab")
     open_menu(teacher, "Nbgrader", "Formgrader")
     frame = teacher.frame_locator("iframe").first
-    frame.get_by_text("Manage Assignments").first.wait_for(timeout=60_000)
+    frame.get_by_text(A73).first.wait_for(timeout=60_000)
     screenshot(teacher, "hub-sensei-1-formgrader-in-lab")
     formgrader = f"{hub.url}/user/{INSTRUCTOR}/formgrader/manage_assignments"
     teacher.goto(formgrader)

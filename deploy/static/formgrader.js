@@ -22,11 +22,11 @@
         getJSON(hub.base + "/coursehub/progress").done(function (p) {
             if (p.running) {
                 var last = p.lines.length ? p.lines[p.lines.length - 1] : "started";
-                bar.textContent = "\u23f3 " + p.operation + " \u2014 " + Math.round(p.elapsed) + " s \u2014 " + last;
+                bar.textContent = "Working: " + p.operation + " \u2014 " + Math.round(p.elapsed) + " s \u2014 " + last;
                 bar.style.display = "block";
                 $("td, span").filter(function () {
                     return this.childElementCount === 0 && /^Please wait\.\.\./.test($(this).text());
-                }).text("Please wait... " + last.slice(0, 60));
+                }).text("Please wait... " + last.slice(0, 40));
             } else {
                 bar.style.display = "none";
             }
@@ -43,7 +43,7 @@
             var summary = lines.filter(function (l) { return l.indexOf("PROBLEM summary") !== -1; });
             if (id === "success-modal" && problems.length) {
                 var body = $("<div/>");
-                body.append($("<p/>").text(message));
+                body.append($("<p/>").text(message.replace(/^Successfully /, "Done: ")));
                 var panel = $("<div/>").addClass("panel panel-danger");
                 panel.append($("<div/>").addClass("panel-heading")
                     .text(problems.length + " student(s) need a look \u2014 everyone else was done"));
@@ -87,7 +87,8 @@
                     var label = $("<span/>").addClass("label coursehub-late").css("margin-left", "6px");
                     if (info.seconds_late > 0) {
                         var s = info.seconds_late, h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
-                        label.addClass("label-danger").text("late " + (h ? h + " h " : "") + m + " min")
+                        var by = h ? h + " h " + m + " min" : (m ? m + " min" : s + " s");
+                        label.addClass("label-danger").text("late " + by)
                             .attr("title", "due " + info.duedate + ", received " + info.submitted_at);
                     } else {
                         label.addClass("label-success").text("on time")
@@ -98,5 +99,7 @@
             });
         };
         $(mark);
+        // the table is drawn again after each autograde: label the new rows too
+        setInterval(function () { if ($("tbody tr td.timestamp").length && !$(".coursehub-late").length) { tries = 0; mark(); } }, 2000);
     }
 })();
