@@ -200,6 +200,7 @@ class CourseSpawner(SimpleLocalProcessSpawner):
             args.append("--LabApp.expose_app_in_browser=True")
         if self.is_instructor:
             args.append(f"--ServerApp.sock={self._server_dir() / 'server.sock'}")
+            args.append(f"--LabApp.app_settings_dir={HERE / 'instructor' / 'lab-settings'}")   # no news pop-up
             if self.root:
                 args.append("--ServerApp.allow_root=True")
         else:
