@@ -49,7 +49,7 @@ def with_answers(assignment: str, answers: dict[str, str], blank_others: bool = 
             gid = nbgrader_meta(cell)["grade_id"]
             if gid in answers:
                 cell.source = answers[gid]
-            elif not blank_others:
+            elif not blank_others and cell.cell_type == "code":   # written (markdown) answers keep their stub
                 cell.source = solution(assignment, gid)
     return nb
 
@@ -71,10 +71,11 @@ def _edit_tests(nb, how: str):
     return nb
 
 
-ALL_71 = {"ex71_1-tests": 3.0, "ex71_2-paths-tests": 2.0, "ex71_2-reverse-tests": 2.0}
+ALL_71 = {"ex71_1-tests": 3.0, "ex71_2-tests": 2.0, "ex71_3-tests": 2.0, "ex71_3-vjp-tests": 2.0,
+          "ex71_4-answer": 0.0, "ex71_5-answer": 0.0}  # 71.4, 71.5: written answers, graded by hand (0 until then)
 NONE_71 = {k: 0.0 for k in ALL_71}
-ALL_75 = {"ex75_1-tests": 2.0, "ex75_2-tests": 3.0, "ex75_3-tests": 3.0, "ex75_4-tests": 2.0,
-          "ex75_5-forward-tests": 1.0, "ex75_5-backward-tests": 2.0}
+ALL_75 = {"ex75_1-tests": 2.0, "ex75_2-tests": 3.0, "ex75_3-loop-tests": 3.0, "ex75_3-modes-tests": 2.0,
+          "ex75_4-tests": 2.0, "ex75_5-forward-tests": 1.0, "ex75_5-backward-tests": 2.0}
 ALL_74 = {"ex74_1-tests": 2.0, "ex74_2-tests": 3.0, "ex74_3-forward-tests": 1.0, "ex74_3-backward-tests": 2.0,
           "ex74_4-forward-tests": 2.0, "ex74_4-backward-tests": 2.0}
 
@@ -467,7 +468,7 @@ _t.join()
         Case("h-kill", "os._exit(0) at the end of an answer cell kills the sandbox: that cell is lost (its "
              "exercise scores 0), the sandbox restarts, the rest is graded, and the instructor is told", A71,
              lambda: with_answers(A71, {"ex71_2-answer": s62 + "\nimport os\nos._exit(0)\n"}),
-             {**ALL_71, "ex71_2-paths-tests": 0.0, "ex71_2-reverse-tests": 0.0}, review_too=True),
+             {**ALL_71, "ex71_2-tests": 0.0}, review_too=True),
         Case("h-stderr", "correct code that writes warnings to stderr keeps its points", A71,
              lambda: with_answers(A71, {"ex71_1-answer": s61 + "\nimport sys, warnings\n"
                                         "print('注意: 標準エラーへの出力', file=sys.stderr)\n"
@@ -541,15 +542,15 @@ _t.join()
         Case("h-walk", "75.3's train walks every object the tests hand it (rng, spy optimiser, recording loss) "
              "for bit_generator, state, ctypes, recorded calls and targets, __globals__, ..., writes some, then "
              "trains correctly", A75,
-             lambda: _insert_after(with_answers(A75, {"ex75_3-answer": s63 + WALK}), "ex75_3-tests", WALK_REPORT),
+             lambda: _insert_after(with_answers(A75, {"ex75_3-answer": s63 + WALK}), "ex75_3-modes-tests", WALK_REPORT),
              ALL_75, expect_output="WALK: nothing of the grader"),
         Case("h-escape", "75.3's train calls the rng's ctypes function pointers with a null pointer (a segfault "
              "of the grader where the Generator lives), then trains correctly", A75,
-             lambda: _insert_after(with_answers(A75, {"ex75_3-answer": s63 + ESCAPE}), "ex75_3-tests", ESCAPE_REPORT),
+             lambda: _insert_after(with_answers(A75, {"ex75_3-answer": s63 + ESCAPE}), "ex75_3-modes-tests", ESCAPE_REPORT),
              ALL_75, expect_output="ESCAPE: blocked"),
         Case("h-forge-spy", "75.3's train never shuffles and then writes the spies' records (call count, the "
              "targets seen) from a copy of the rng's state", A75,
-             lambda: with_answers(A75, {"ex75_3-answer": FORGE}), {**ALL_75, "ex75_3-tests": 0.0}),
+             lambda: with_answers(A75, {"ex75_3-answer": FORGE}), {**ALL_75, "ex75_3-loop-tests": 0.0, "ex75_3-modes-tests": 0.0}),
         Case("h-lookup", "75.4 returns an untrained MLP whose forward looks the test images up in a table of "
              "their labels (100 % on the test split, nothing learnt)", A75,
              lambda: with_answers(A75, {"ex75_4-answer": LOOKUP}), {**ALL_75, "ex75_4-tests": 0.0}),
@@ -558,7 +559,7 @@ _t.join()
         Case("h-raw-frames", "an answer cell writes raw frames to the channel itself: a 2 GiB length, then "
              "5000 levels of nesting; the sandboxes are replaced, that cell is lost", A71,
              lambda: with_answers(A71, {"ex71_2-answer": s62 + RAW_FRAMES}),
-             {**ALL_71, "ex71_2-paths-tests": 0.0, "ex71_2-reverse-tests": 0.0}, review_too=True),
+             {**ALL_71, "ex71_2-tests": 0.0}, review_too=True),
         Case("h-many-types", "df1 returns 20 000 objects of 20 000 distinct classes", A71,
              lambda: with_answers(A71, {"ex71_1-answer": s61 + MANY_TYPES}), {**ALL_71, "ex71_1-tests": 0.0}),
         Case("h-state-a", "writes a key into the kernel's per-user keyring, creates a user namespace, leaves files "
@@ -575,7 +576,7 @@ _t.join()
 
 
 def _slow(nb):
-    for grade_id in ("ex71_1-answer", "ex71_1-tests", "ex71_2-answer", "ex71_2-paths-tests"):
+    for grade_id in ("ex71_1-answer", "ex71_1-tests", "ex71_2-answer", "ex71_2-tests"):
         _insert_after(nb, grade_id, SLOW)
     return nb
 
