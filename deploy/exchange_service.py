@@ -524,6 +524,12 @@ def launch(args: argparse.Namespace, uid: int) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    try:  # and if the hub itself dies (even by SIGKILL), this launcher gets SIGTERM: PR_SET_PDEATHSIG
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
     sys.exit(proc.wait())
 
 
