@@ -292,6 +292,9 @@ def test_a_class_from_release_to_feedback(browser, hub):
     out = sensei.run("import subprocess\np = subprocess.run(['nbgrader', 'export', '--to', 'grades.csv'], "
                       "capture_output=True, text=True)\nprint(p.returncode)\nprint(open('grades.csv').read())")
     rows = {r["student_id"]: r for r in csv.DictReader(io.StringIO(out.split("\n", 1)[1]))}
+    transport = "from ipykernel.connect import get_connection_info\nprint(get_connection_info(unpack=True)['transport'])"
+    assert sensei.run(transport).strip() == "ipc", "the instructor's kernel is not on IPC"
+    assert chiba.run(transport).strip() == "ipc", "a student's kernel is not on IPC"
     assert rows[RIGHT]["late"] == "no" and rows[PARTLY]["late"] == "yes", out[:2000]
     assert rows[RIGHT]["last_name"] == "青木" and rows[RIGHT]["submitted_at"].endswith("+09:00"), out[:2000]
 
