@@ -33,7 +33,8 @@ MIN_SHARE, MIN_LINES = 0.6, 3
 RESTATES: dict[str, tuple[str, ...]] = {
     "73_backprop_scalar": ("72.1", "72.2"),
     "74_backprop_matrix": ("70.1",),
-    "76_gradient_pathology": ("75.1", "75.2"),
+    "75_training_loop": ("74.2", "74.3", "74.4"),
+    "76_gradient_pathology": ("74.2", "74.3", "75.1", "75.2", "75.3"),
 }
 
 

@@ -1,6 +1,8 @@
 """One engine across Notebooks 74-76.
 
-The layer engine is introduced in 74 (layers, losses, MLP) and 75 (optimisers) and grows from there.
+The layer engine is introduced in 74 (layers, losses, Sequential and MLP with its norm/dropout/residual hooks)
+and 75 (optimisers, the training loop `train`) and grows from there: 75 plugs its Dropout and 76 its
+BatchNorm and Residual into the same MLP, and 76 trains with 75's train.
 A later notebook that restates a class or function restates it word for word: the same source lines
 as the notebook that introduced it (nbgrader's solution markers removed, so an exercise's answer
 restated later counts too). A name a later notebook deliberately redefines differently must be listed
@@ -68,12 +70,16 @@ def test_later_notebooks_restate_the_engine_word_for_word(engine):
 
 
 def test_the_engine_is_restated_where_it_is_used(engine):
-    """75 and 76 build on 74's layers (76 also on 75's optimisers) by restating them, not by redefining them."""
-    for name in ("INIT_STD", "Layer", "check_batch", "Linear", "ReLU", "Tanh", "MSELoss"):
+    """75 and 76 build on 74's layers and MLP (76 also on 75's optimisers and train) by restating them, not by
+    redefining them; the layers 75 and 76 add (Dropout, BatchNorm, Residual) are new names, not new MLPs."""
+    for name in ("INIT_STD", "Layer", "check_batch", "Linear", "ReLU", "Tanh", "LeakyReLU", "MSELoss",
+                 "Sequential", "MLP"):
         assert all(name in engine[nb] for nb in ENGINE), f"{name} is not restated in every engine notebook"
-    for name in ("SoftmaxCrossEntropy", "MLP"):
-        assert name in engine["75_training_loop"], name
-    for name in ("Optimizer", "SGD", "Momentum", "Adam"):
+    assert "SoftmaxCrossEntropy" in engine["75_training_loop"]
+    for name in ("accuracy", "iterate_minibatches", "Optimizer", "SGD", "Momentum", "Adam", "train"):
+        assert name in engine["76_gradient_pathology"], name
+    assert "Dropout" in engine["75_training_loop"]
+    for name in ("BatchNorm", "Residual"):
         assert name in engine["76_gradient_pathology"], name
     for notebook, extension in EXTENSIONS:
         assert extension in engine[notebook], f"EXTENSIONS lists {notebook}/{extension}, which is not defined there"
