@@ -285,7 +285,9 @@ def test_a_class_from_release_to_feedback(browser, hub):
 
     teacher.goto(formgrader)
     assignment_row(teacher).wait_for(timeout=60_000)
-    formgrader_click(teacher, assignment_row(teacher).locator("td.generate-feedback a"), "hub-sensei-11-feedback")
+    _, log = formgrader_click(teacher, assignment_row(teacher).locator("td.generate-feedback a"),
+                              "hub-sensei-11-feedback")
+    assert "WARNING" not in log, [line for line in log.splitlines() if "WARNING" in line]
     formgrader_click(teacher, assignment_row(teacher).locator("td.release-feedback a"), "hub-sensei-12-released")
 
     # -- grades.csv: the time each submission arrived and whether it was late --------------------------------------

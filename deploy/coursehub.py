@@ -374,9 +374,9 @@ class LatenessCsvExport(CsvExportPlugin):
                 writer.writerow({**row, **{k: more.get(k, "") for k in ("submitted_at", "late", "seconds_late")}})
 
 
-# -- autograde: no "checksum has changed" warning for an untouched test cell with hidden tests ------------------
+# -- autograde and feedback: no warning that honest work causes ---------------------------------------------
 
-def quiet_honest_checksums() -> None:
+def quiet_honest_warnings() -> None:
     """nbgrader compares a locked cell of the submission with the gradebook's copy, which still holds the
     hidden tests; every honest submission then logs "Attribute 'checksum' ... has changed!" for each
     test cell with hidden tests, as if the student had tampered with it. A cell whose source is exactly
@@ -387,6 +387,13 @@ def quiet_honest_checksums() -> None:
 
     if getattr(OverwriteCells, "_coursehub_quiet", False):
         return
+    # The course's feedback preprocessors (ClearHiddenTests, ConciseFailures, SanitizeStudentContent) inherit
+    # nbgrader's display_data_priority, which is not marked configurable: nbconvert's HTML exporter sets it for
+    # every preprocessor, and generate_feedback logged "Config option `display_data_priority` not recognized"
+    # three times per student. Marked configurable, the same value is simply taken.
+    from nbgrader.preprocessors.base import NbGraderPreprocessor
+
+    NbGraderPreprocessor.class_traits()["display_data_priority"].metadata["config"] = True
     original = OverwriteCells.preprocess_cell
 
     def preprocess_cell(self, cell, resources, cell_index):
