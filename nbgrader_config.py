@@ -8,7 +8,7 @@ import os
 import sys
 
 from nbgrader.converters import Autograde, GenerateFeedback
-from nbgrader.preprocessors import ClearHiddenTests, Execute
+from nbgrader.preprocessors import Execute, OverwriteCells
 
 c = get_config()  # noqa: F821  (provided by traitlets when this file is loaded)
 
@@ -16,7 +16,8 @@ COURSE_ROOT = os.path.dirname(os.path.abspath(__file__))
 if COURSE_ROOT not in sys.path:
     sys.path.insert(0, COURSE_ROOT)
 from coursetools.grading.plugins import (  # noqa: E402
-    ConciseFailures, KeepPointsOnStderr, SandboxedExecute, SanitizeStudentContent,
+    ClearHiddenTests, ConciseFailures, KeepPointsOnStderr, QuietOverwriteCells, SandboxedExecute,
+    SanitizeStudentContent,
 )
 
 c.CourseDirectory.root = COURSE_ROOT
@@ -40,7 +41,7 @@ c.SandboxedExecute.deadline = 900
 c.SandboxedExecute.stop_after_last_test = True
 
 # A submission whose test cells were deleted gets them back from the gradebook.
-c.OverwriteCells.add_missing_cells = True
+c.OverwriteCells.add_missing_cells = True            # QuietOverwriteCells takes OverwriteCells' settings
 c.OverwriteCells.missing_cell_notification = (
     "このセル (id:{cell_id}) は提出物から削除されていたため、採点時に nbgrader が元に戻しました。\n\n"
 )
@@ -53,6 +54,9 @@ c.LimitOutput.max_traceback = 40
 # what students wrote (markdown, outputs) is sanitised before anyone opens it in a browser.
 _preprocessors = list(Autograde.class_traits()["autograde_preprocessors"].default())
 _preprocessors[_preprocessors.index(Execute)] = SandboxedExecute
+# Test cells are put back from the gradebook as before, without the "checksum has changed" warning
+# that every honest submission caused (the release's test cells lack the hidden tests).
+_preprocessors[_preprocessors.index(OverwriteCells)] = QuietOverwriteCells
 _preprocessors.insert(_preprocessors.index(SandboxedExecute) + 1, KeepPointsOnStderr)
 _preprocessors.insert(_preprocessors.index(KeepPointsOnStderr) + 1, SanitizeStudentContent)
 c.Autograde.autograde_preprocessors = _preprocessors

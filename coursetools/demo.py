@@ -62,14 +62,16 @@ def run_demo(workdir: Path, examples: Path = ROOT / "examples", verbose: bool = 
     say = print if verbose else (lambda *a, **k: None)
     if (examples / "students.csv").is_file():  # names for the formgrader and grades.csv
         nbgrader(["db", "student", "import", str(examples / "students.csv")], course)
+    log = []
     for name in names:
         start = time.perf_counter()
         nbgrader(["generate_assignment", name, "--force"], course)
-        nbgrader(["autograde", name, "--force"], course)
-        nbgrader(["generate_feedback", name, "--force"], course)
+        for step in ("autograde", "generate_feedback"):
+            proc = nbgrader([step, name, "--force"], course)
+            log.append(proc.stdout + proc.stderr)
         say(f"autograded and fed back {name} in {time.perf_counter() - start:.1f} s")
     nbgrader(["export", "--to", str(course / "grades.csv")], course)
-    return {"course": course, "scores": collect_scores(course), "max": max_scores(course)}
+    return {"course": course, "scores": collect_scores(course), "max": max_scores(course), "log": "\n".join(log)}
 
 
 def format_table(scores: dict, maxima: dict) -> str:

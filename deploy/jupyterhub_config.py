@@ -95,8 +95,6 @@ instructor_config.mkdir(exist_ok=True)
 (instructor_config / "nbgrader_config.py").write_text(
     "import sys\n"
     f"sys.path.insert(0, {str(HERE)!r})\n"
-    "import coursehub\n"
-    "coursehub.quiet_honest_warnings()   # no warning that honest work causes (see coursehub.py)\n"
     "c = get_config()\n"
     f"c.CourseDirectory.root = {str(course)!r}\n"
     f"c.CourseDirectory.course_id = {COURSE_ID!r}\n"

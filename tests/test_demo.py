@@ -14,6 +14,13 @@ def test_scores_per_student_and_cell(demo, expected_scores):
     assert demo["scores"] == expected_scores
 
 
+def test_honest_work_causes_no_warning(demo):
+    """nbgrader warned "Attribute 'checksum' ... has changed!" for every test cell with hidden tests of
+    every submission, and "Config option `display_data_priority` not recognized" in every feedback."""
+    warnings = [line for line in demo["log"].splitlines() if "WARNING" in line]
+    assert not [w for w in warnings if "has changed" in w or "not recognized" in w], warnings[:5]
+
+
 def test_blank_submissions_earn_nothing(demo):
     """The blank student handed in the release untouched: every hidden test must fail too."""
     for name, cells in demo["scores"]["baba"].items():

@@ -1,9 +1,54 @@
 """nbgrader preprocessors used by nbgrader_config.py."""
 from nbgrader import utils
-from nbgrader.preprocessors import NbGraderPreprocessor
-from traitlets import Bool, Float, Integer, Unicode
+from nbgrader.preprocessors import ClearHiddenTests as _ClearHiddenTests
+from nbgrader.preprocessors import NbGraderPreprocessor, OverwriteCells
+from traitlets import Bool, Float, Integer, List, Unicode
 
 from . import sandbox, session
+
+
+PRIORITY = ["text/html", "application/pdf", "text/latex", "image/svg+xml", "image/png", "image/jpeg", "text/plain"]
+
+
+class ClearHiddenTests(_ClearHiddenTests):
+    """nbgrader's ClearHiddenTests, quiet in generate_feedback.
+
+    nbconvert's HTML exporter hands `display_data_priority` to every preprocessor of the feedback
+    pipeline; nbgrader's preprocessors inherit that trait without marking it configurable, so every
+    student's feedback logged "Config option `display_data_priority` not recognized" once per
+    preprocessor. Marked configurable here (same default), the value is simply taken."""
+
+    display_data_priority = List(PRIORITY).tag(config=True)
+
+
+class QuietOverwriteCells(OverwriteCells):
+    """nbgrader's OverwriteCells without the warning that every honest submission caused.
+
+    nbgrader compares a locked cell of the submission with the gradebook's copy, which still holds
+    the hidden tests, so each test cell with hidden tests logged "Attribute 'checksum' ... has
+    changed!" as if the student had tampered with it. A cell whose source is exactly the gradebook's
+    with the hidden tests cleared (what the student was given) is put back without the warning; any
+    other difference is still reported, and overwritten, by nbgrader."""
+
+    def preprocess_cell(self, cell, resources, cell_index):
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("grade_id") and meta.get("locked") and cell.cell_type == "code":
+            try:
+                stored = self.gradebook.find_source_cell(meta["grade_id"], self.notebook_id, self.assignment_id)
+            except Exception:  # noqa: BLE001 - nbgrader's own code reports a missing cell
+                stored = None
+            if stored is not None and stored.source != cell.source and _without_hidden_tests(stored.source) == cell.source:
+                cell.source = stored.source
+        return super().preprocess_cell(cell, resources, cell_index)
+
+
+def _without_hidden_tests(source: str) -> str:
+    """What ClearHiddenTests leaves of a test cell's source (as the release shows it)."""
+    from nbformat.v4 import new_code_cell
+
+    cell = new_code_cell(source)
+    _ClearHiddenTests()._remove_hidden_test_region(cell)
+    return cell.source
 
 
 class KeepPointsOnStderr(NbGraderPreprocessor):
@@ -59,6 +104,8 @@ class ConciseFailures(NbGraderPreprocessor):
     hidden tests' code and values to students; the autograded notebooks keep the full traceback
     for instructors.
     """
+
+    display_data_priority = List(PRIORITY).tag(config=True)   # see ClearHiddenTests
 
     def preprocess_cell(self, cell, resources, index):
         if cell.cell_type == "code" and utils.is_grade(cell):
@@ -174,6 +221,7 @@ class SanitizeStudentContent(NbGraderPreprocessor):
     (a student's cell cannot put HTML or JavaScript into what the instructor or a student opens).
     """
 
+    display_data_priority = List(PRIORITY).tag(config=True)   # see ClearHiddenTests
     KEEP = {"text/plain", "image/png"}
 
     def preprocess_cell(self, cell, resources, index):
