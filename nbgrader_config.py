@@ -54,12 +54,14 @@ c.LimitOutput.max_traceback = 40
 # what students wrote (markdown, outputs) is sanitised before anyone opens it in a browser.
 _preprocessors = list(Autograde.class_traits()["autograde_preprocessors"].default())
 _preprocessors[_preprocessors.index(Execute)] = SandboxedExecute
-# Test cells are put back from the gradebook as before, without the "checksum has changed" warning
-# that every honest submission caused (the release's test cells lack the hidden tests).
-_preprocessors[_preprocessors.index(OverwriteCells)] = QuietOverwriteCells
 _preprocessors.insert(_preprocessors.index(SandboxedExecute) + 1, KeepPointsOnStderr)
 _preprocessors.insert(_preprocessors.index(KeepPointsOnStderr) + 1, SanitizeStudentContent)
 c.Autograde.autograde_preprocessors = _preprocessors
+# Test cells are put back from the gradebook as before, without the "checksum has changed" warning
+# that every honest submission caused (the release's test cells lack the hidden tests).
+_sanitize = list(Autograde.class_traits()["sanitize_preprocessors"].default())
+_sanitize[_sanitize.index(OverwriteCells)] = QuietOverwriteCells
+c.Autograde.sanitize_preprocessors = _sanitize
 
 # Feedback released to students shows neither the hidden tests nor tracebacks quoting them: a failing
 # test cell shows its Japanese message only (autograded/ keeps everything for instructors).
