@@ -408,6 +408,33 @@ _found += [f"process {p}" for p in _others]
 print("STATE:", _found or "none found")
 """
 
+# 71.1 answered by what the test itself holds: the runner (the student's own process) is patched to
+# claim every name the test asks for, so that the test's later assignments to those names (its
+# expected values) would be pushed into the student's namespace; df1..df3 return what was pushed
+LEAK = """
+import gc as _gc
+_runner = next(o for o in _gc.get_objects() if type(o).__name__ == "Runner" and hasattr(o, "dispatch"))
+_asked, _pushed, _dispatch = [], [], _runner.dispatch
+def _claim_everything(op, m):
+    if op == "resolve":
+        found, extra = _dispatch(op, m)
+        _asked.extend(m["names"])
+        for _n in m["names"]:
+            found.setdefault(_n, None)
+        return found, extra
+    if op == "setglobal":
+        _pushed.append(m["name"])
+    return _dispatch(op, m)
+_runner.dispatch = _claim_everything
+def _pushed_value(x):
+    for _n in ("_want", "_expected", "_num"):
+        if isinstance(globals().get(_n), np.ndarray):
+            return globals()[_n]
+    return np.zeros_like(np.asarray(x, dtype=float)) + 6.0
+df1 = df2 = df3 = _pushed_value
+"""
+LEAK_REPORT = ('print("LEAKED:", [n for n in _asked if n.startswith("_")] + _pushed or "nothing")\n')
+
 SLOW = "import time\ntime.sleep(9)\n"
 
 
@@ -512,10 +539,12 @@ _t.join()
         Case("h-linger", "starts a process and a forked daemon that outlive the cell and try to write the "
              "gradebook later; the right answers otherwise", A71,
              lambda: with_answers(A71, {"ex71_2-answer": s62 + LINGER}), ALL_71),
-        Case("h-html", "HTML and JavaScript outputs, and a markdown cell with a script and an onerror handler", A71,
+        Case("h-html", "HTML and JavaScript outputs, and a markdown cell with a script, an onerror handler and "
+             "javascript: links (inline and by a reference definition)", A71,
              lambda: _with_markdown(with_answers(A71, {"ex71_1-answer": s61 + HTML_OUTPUT}),
                                     '<script>alert("md")</script><img src=x onerror="alert(2)">'
-                                    '[click](javascript:alert(3))'), ALL_71),
+                                    '[click](javascript:alert(3)) [こちら][r]\n\n[r]: javascript:alert(document.cookie)'),
+             ALL_71),
         Case("h-cheat-checker", "74: the lecture's checkers replaced (relative_error returns 0.0, numerical_gradient "
              "zeros) next to a wrong Linear.backward (the bias gradient averaged over the batch)", A74,
              lambda: with_answers(A74, {"ex74_2-answer": "relative_error = lambda analytic, numeric: 0.0\n"
@@ -570,9 +599,31 @@ _t.join()
              "right answers", A71,
              lambda: with_answers(A71, {"ex71_1-answer": s61 + STATE_READER}), ALL_71,
              expect_output="STATE: none found"),
+        Case("h-reorder", "75.4's cells moved above 75.1's answer; 75.1-75.3 answered with the reference "
+             "implementations 75.4's test swaps in (Momentum = _GraderMomentum, ...)", A75,
+             lambda: _reordered_75(with_answers(A75, {"ex75_1-answer": "Momentum = _GraderMomentum\n",
+                                                      "ex75_2-answer": "Adam = _GraderAdam\n",
+                                                      "ex75_3-answer": "train = _grader_train\n"})), "review"),
+        Case("h-leak", "71.1's runner claims every name the test asks for, so that the test's own assignments "
+             "(expected values) would be pushed into the student's namespace; df1..df3 return them", A71,
+             lambda: _insert_after(with_answers(A71, {"ex71_1-answer": LEAK}), "ex71_1-tests", LEAK_REPORT),
+             {**ALL_71, "ex71_1-tests": 0.0}, expect_output="LEAKED: nothing"),
         Case("h-slow", "right answers, and four cells of its own that each sleep 9 s (just under the cell limit)", A71,
              lambda: _slow(with_answers(A71, {})), ALL_71, review_too=True, slow=True),
     ]
+
+
+def _reordered_75(nb):
+    """75.4's answer and test cells moved above 75.1's answer: 75.4's test would swap the reference
+    Momentum, Adam and train into the namespace before 75.1-75.3 are answered and tested."""
+    ids = [nbgrader_meta(c).get("grade_id") for c in nb.cells]
+    answer, test = ids.index("ex75_4-answer"), ids.index("ex75_4-tests")
+    moved = [nb.cells[answer], nb.cells[test]]
+    for index in sorted((answer, test), reverse=True):
+        del nb.cells[index]
+    at = [nbgrader_meta(c).get("grade_id") for c in nb.cells].index("ex75_1-answer")
+    nb.cells[at:at] = [nbformat.v4.new_code_cell("train = Momentum = Adam = None\n")] + moved
+    return nb
 
 
 def _slow(nb):

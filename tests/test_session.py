@@ -75,3 +75,23 @@ def test_the_judges_proxy_classes_are_bounded():
     types = ProxyTypes()
     made = {types.get(f"T{i}") for i in range(10 * MAX_TYPE_NAMES)}
     assert len(made) <= MAX_TYPE_NAMES + 1 and len(types.made) <= MAX_TYPE_NAMES + 1
+
+
+def test_the_deadline_holds_for_replays_and_later_cells():
+    """Cells that each take 0.9 s under a 6 s deadline, then a crash: replaying the earlier cells
+    after the restart must not run past the deadline, and the cells after it are not run."""
+    cells = [session.Cell(i, "code", "import time\ntime.sleep(0.9)") for i in range(8)]
+    cells.append(session.Cell(8, "code", "import os\nos._exit(0)"))
+    cells += [session.Cell(9 + i, "code", "import time\ntime.sleep(0.9)") for i in range(8)]
+    report = session.grade_cells(cells, session.Settings(cell_timeout=5, deadline=6))
+    assert report.seconds < 6 + session.GRACE + 3, report.seconds
+    assert any(e.startswith("deadline of 6 s reached") for e in report.events), report.events
+    assert "実行されませんでした" in report.outputs[16].error["evalue"]
+
+
+def test_a_submission_output_is_bounded_as_a_whole():
+    cells = [session.Cell(i, "code", "print('x' * 30_000)") for i in range(60)]
+    report = session.grade_cells(cells, session.Settings(cell_timeout=10, deadline=120))
+    total = sum(len(r.stdout) + len(r.stderr) for r in report.outputs.values())
+    assert total <= session.SUBMISSION_OUTPUT + 60 * 100, total
+    assert any("characters in all" in e for e in report.events), report.events

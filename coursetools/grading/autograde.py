@@ -79,7 +79,29 @@ def check_files(course: Path, assignment: str) -> list[Review]:
         if copies:
             found.append(Review(student, assignment, f"graded cells copy-pasted (duplicate ids {', '.join(copies)}): "
                                                      "nbgrader cannot grade it; delete the copies and grade again"))
+            continue
+        source = course / "source" / assignment / f"{assignment}.ipynb"
+        if source.is_file():
+            problem = order_problem(nb, nbformat.read(source, as_version=4))
+            if problem:
+                found.append(Review(student, assignment, f"not graded: {problem}"))
     return found
+
+
+def order_problem(nb, reference) -> str | None:
+    """Why the graded cells of a submission are not in the order of the assignment (None if they are).
+
+    Tests run in the order of the cells, and a later test may swap a reference implementation of an
+    earlier exercise into the student's namespace (72.2, 74.2, 75.4): a student who moved a later test
+    above an earlier answer would be handed that answer before its own test ran."""
+    order = [nbgrader_meta(c).get("grade_id") for c in reference.cells if nbgrader_meta(c).get("grade_id")]
+    position = {gid: i for i, gid in enumerate(order)}
+    seen = [nbgrader_meta(c).get("grade_id") for c in nb.cells if nbgrader_meta(c).get("grade_id") in position]
+    for before, after in zip(seen, seen[1:]):
+        if position[after] < position[before]:
+            return (f"graded cells moved out of the assignment's order ({after} comes after {before}): "
+                    "move them back and grade again")
+    return None
 
 
 GradeKey = tuple  # (assignment, student, notebook, grade id)
@@ -159,6 +181,7 @@ def submissions_of(course: Path, names: list[str]) -> list[tuple[str, str]]:
 _API = None
 ATTEMPTS = 3          # a submission whose worker dies this many times is listed, not retried
 SLOW, SLOW_MARGIN = 3.0, 10.0
+WORKER_MEMORY = 4 << 30   # bytes of address space of a grading worker (nbgrader's process)
 
 
 def _worker_start(course: str, overrides: dict) -> None:
@@ -168,6 +191,11 @@ def _worker_start(course: str, overrides: dict) -> None:
     from traitlets.config.loader import PyFileConfigLoader
 
     global _API
+    import resource
+
+    # nbgrader's own memory (a submission's notebook, its outputs): bounded, so that an extreme
+    # submission costs this worker (its task is listed) rather than the machine
+    resource.setrlimit(resource.RLIMIT_AS, (WORKER_MEMORY, WORKER_MEMORY))
     warnings.filterwarnings("ignore", module="nbgrader")       # SQLAlchemy's autoflush notes from nbgrader.api
     warnings.filterwarnings("ignore", module="nbformat")       # cell ids that nbformat adds
     os.chdir(course)

@@ -35,6 +35,7 @@ import select
 import socket
 import sys
 import time
+import textwrap
 import traceback
 import types
 
@@ -367,7 +368,10 @@ class Judge:
         self.cell_defs, self.cell_names = _top_level_definitions(source)
         self.namespace["_grader_passed"] = self.earlier_passed
         self.from_student, self.read_from_student = set(), set()
-        wanted = sorted(_global_names(code) - set(self.namespace) - set(dir(builtins)))
+        # The test's own names (a leading underscore: _want, _JudgeNode, _grader_train) are never
+        # asked of the student: a student who defined one would be told the test's values below.
+        wanted = sorted(n for n in _global_names(code) - set(self.namespace) - set(dir(builtins))
+                        if not n.startswith("_"))
         result = {"stdout": "", "stderr": "", "error": None}
         out, err = io.StringIO(), io.StringIO()
         try:
@@ -387,8 +391,9 @@ class Judge:
         except Exception as error:  # noqa: BLE001 - the test failed
             result["error"] = dict(wire.error_dict(error), traceback=traceback.format_exception(error)[-20:])
         if result["error"] is None:
+            hidden = _hidden_bound_names(source)
             for name in _visible_names(source):   # what the visible part defines, later cells may use
-                if name in self.namespace and name not in self.read_from_student:
+                if name in self.namespace and name not in self.read_from_student and name not in hidden:
                     try:
                         self.propagate(name, self.namespace[name])
                     except (TypeError, ValueError):
@@ -603,7 +608,7 @@ class _Locals(dict):
 
     def __setitem__(self, name, value):
         self.judge.namespace[name] = value
-        if name in self.judge.read_from_student:
+        if name in self.judge.read_from_student and _swappable(value):
             self.judge.propagate(name, value)
 
     def __delitem__(self, name):
@@ -611,6 +616,26 @@ class _Locals(dict):
 
     def __contains__(self, name):
         return name in self.judge.namespace
+
+
+def _swappable(value) -> bool:
+    """What a test may put in place of a student name while it runs: a function or class (a
+    reference implementation) or a student object (the original put back); never plain data,
+    which could carry the test's expected values into the student's process."""
+    return isinstance(value, (type, types.FunctionType, RemoteObject, RemoteMethod, StandIn))
+
+
+def _hidden_bound_names(source: str) -> set:
+    """Names bound anywhere inside the hidden regions of a test cell."""
+    names = set()
+    for region in re.findall(r"### BEGIN HIDDEN TESTS(.*?)### END HIDDEN TESTS", source, flags=re.S):
+        names |= set(re.findall(r"\b([A-Za-z_]\w*)\s*(?:,\s*[A-Za-z_]\w*\s*)*=(?!=)", region))
+        try:
+            tree = ast.parse(textwrap.dedent(region))
+        except SyntaxError:
+            continue
+        names |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    return names
 
 
 def _visible_names(source: str) -> list:

@@ -145,6 +145,7 @@ class SandboxedExecute(NbGraderPreprocessor):
     stop_after_last_test = Bool(True, help="do not run the cells after the last graded test cell").tag(config=True)
 
     def preprocess(self, nb, resources):
+        self._check_order(nb, resources)
         cells = session.cells_of(nb, stop_after_last_test=self.stop_after_last_test)
         settings = session.Settings(sandboxed=self.sandboxed, cell_timeout=self.timeout,
                                     deadline=self.deadline, memory=self.memory)
@@ -167,6 +168,25 @@ class SandboxedExecute(NbGraderPreprocessor):
             self.log.warning("sandbox events: %r", report.events[:20])
         self._write_record(resources, report)
         return nb, resources
+
+    def _check_order(self, nb, resources):
+        """Refuse to grade a submission whose graded cells are out of the assignment's order (see
+        autograde.order_problem): a later test would hand an earlier exercise's reference to it."""
+        import os
+        from pathlib import Path
+
+        import nbformat
+
+        from .autograde import order_problem
+
+        info = resources.get("nbgrader", {})
+        root = self.config.CourseDirectory.get("root") or os.getcwd()
+        assignment, notebook = str(info.get("assignment", "")), str(info.get("notebook", ""))
+        source = Path(str(root)) / "source" / assignment / f"{notebook}.ipynb"
+        if assignment and notebook and source.is_file():
+            problem = order_problem(nb, nbformat.read(source, as_version=4))
+            if problem:
+                raise ValueError(f"not graded: {problem}")
 
     def _write_record(self, resources, report):
         """<records>/<assignment>/<student>.json: what the grader decided for this submission.
@@ -245,10 +265,12 @@ def clean_markdown(source: str) -> str:
 
     Text that the sanitiser leaves unchanged (all of the course's own markdown: math, tables,
     `<a id=...>` anchors) is kept byte for byte; anything else is replaced by nh3's cleaned text.
-    Markdown links to javascript:, vbscript: or data: URLs are disabled as well.
+    Then the markdown is rendered as the feedback and the formgrader render it (nbconvert's
+    markdown2html): if any link or image of the result points anywhere but http(s), mailto or a
+    place in the page (javascript:, vbscript:, data:, in any markdown syntax: inline, reference
+    definitions, autolinks, entities), the whole cell is shown as plain text in a code block.
     """
     import html
-    import re
 
     import nh3
 
@@ -256,4 +278,32 @@ def clean_markdown(source: str) -> str:
     attributes.setdefault("a", set()).update({"id", "name"})
     cleaned = nh3.clean(source, attributes=attributes, link_rel=None, url_schemes={"http", "https", "mailto"})
     text = source if html.unescape(cleaned) == source else cleaned
-    return re.sub(r"(\]\(\s*<?\s*)(javascript|vbscript|data)\s*:", r"\1#blocked-", text, flags=re.I)
+    if _unsafe_links(text):
+        fence = "~~~~"
+        while fence in text:
+            fence += "~"
+        return f"{fence}text\n{text}\n{fence}\n"
+    return text
+
+
+SAFE_SCHEMES = {"http", "https", "mailto"}
+
+
+def _unsafe_links(markdown: str) -> bool:
+    """Whether rendering this markdown gives a link or image that is not http(s), mailto or relative."""
+    import html
+    import re
+    from urllib.parse import unquote
+
+    from nbconvert.filters.markdown import markdown2html
+
+    try:
+        rendered = markdown2html(markdown)
+    except Exception:  # noqa: BLE001 - markdown the renderer cannot read is shown as text
+        return True
+    for raw in re.findall(r"""(?:href|src|action|formaction|xlink:href)\s*=\s*["']([^"']*)["']""", rendered, flags=re.I):
+        url = "".join(ch for ch in unquote(html.unescape(raw)) if ch.isprintable() and not ch.isspace())
+        scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.\-]*):", url)
+        if scheme and scheme.group(1).lower() not in SAFE_SCHEMES:
+            return True
+    return False

@@ -157,27 +157,39 @@ def _gone_error(text: str) -> dict:
 
 
 def grade_cells(cells: list[Cell], settings: Settings | None = None) -> Report:
-    """Execute a notebook's code cells: student cells in the runner, test cells in the judge."""
+    """Execute a notebook's code cells: student cells in the runner, test cells in the judge.
+
+    The submission's deadline is wall-clock time for everything, replays after a restart included:
+    once it has passed, no further cell runs. Its output is bounded as a whole (SUBMISSION_OUTPUT
+    characters), not only per cell."""
     settings = settings or Settings()
     report = Report()
     started = time.monotonic()
+    until = started + settings.deadline
     session: Session | None = None
     done: list[Cell] = []          # student cells executed so far, replayed after a restart
     passed: dict[str, bool] = {}
     restarts = 0
     started_once = False
+    output = _OutputBudget()
     try:
         for cell in cells:
+            if time.monotonic() >= until or (session is None and restarts > MAX_RESTARTS):
+                if time.monotonic() >= until and not any(e.startswith("deadline") for e in report.events):
+                    report.events.append(f"deadline of {settings.deadline:g} s reached at cell {cell.index}: "
+                                         "the remaining cells were not run")
+                report.outputs[cell.index] = CellResult(error=_gone_error(
+                    "採点の制限時間または再起動の回数を超えたため、このセルは実行されませんでした"))
+                continue
             if session is None:
-                if restarts > MAX_RESTARTS or time.monotonic() - started > settings.deadline:
-                    report.outputs[cell.index] = CellResult(error=_gone_error(
-                        "採点の制限時間または再起動の回数を超えたため、このセルは実行されませんでした"))
-                    continue
                 session = Session(settings)
                 try:
                     session.start()
                     for earlier in done:
-                        session.run(earlier, settings.cell_timeout)
+                        left = until - time.monotonic()
+                        if left <= 0:
+                            raise Gone("the deadline passed while earlier cells were replayed")
+                        session.run(earlier, min(settings.cell_timeout, left))
                 except (Gone, OSError) as error:
                     session.stop()
                     if not started_once:   # before any student code ran: the machine, not the student
@@ -190,15 +202,13 @@ def grade_cells(cells: list[Cell], settings: Settings | None = None) -> Report:
                         "採点用の実行環境を再開できなかったため、このセルは実行されませんでした"))
                     continue
                 started_once = True
-            left = settings.deadline - (time.monotonic() - started)
-            timeout = max(1.0, min(settings.cell_timeout, left))
+            timeout = min(settings.cell_timeout, until - time.monotonic())
             try:
                 result = session.run(cell, timeout, passed if cell.kind == "test" else None)
                 if cell.kind == "code":
                     done.append(cell)
             except Gone as error:
                 reason = str(error)
-                result = getattr(error, "result", None)
                 if reason == "timeout":
                     result = CellResult(error={"ename": "CellTimeoutError", "traceback": [],
                                                "evalue": "制限時間内に終わらなかったため、採点用の実行環境を停止しました"})
@@ -211,7 +221,7 @@ def grade_cells(cells: list[Cell], settings: Settings | None = None) -> Report:
                 session.stop()
                 session = None
                 restarts += 1
-            report.outputs[cell.index] = result
+            report.outputs[cell.index] = output.take(result)
             if cell.kind == "test" and cell.grade_id:
                 passed[cell.grade_id] = result.error is None
     finally:
@@ -220,7 +230,36 @@ def grade_cells(cells: list[Cell], settings: Settings | None = None) -> Report:
         report.seconds = time.monotonic() - started
         report.passed = {c.grade_id: passed.get(c.grade_id, False)   # cells never run failed
                          for c in cells if c.kind == "test" and c.grade_id}
+        if output.dropped:
+            report.events.append(f"output over {SUBMISSION_OUTPUT} characters in all: {output.dropped} left out")
     return report
+
+
+SUBMISSION_OUTPUT = 1_000_000      # characters of output (text, error messages, tracebacks) per submission
+
+
+class _OutputBudget:
+    """Output of a whole submission, bounded: once the budget is spent, cells keep their verdict (an
+    error stays an error) but their text is replaced by a short note."""
+
+    NOTE = "…（提出物全体の出力が上限を超えたため、このセルの出力は省略しました）\n"
+
+    def __init__(self, limit: int = SUBMISSION_OUTPUT):
+        self.left, self.dropped = limit, 0
+
+    def take(self, result: CellResult) -> CellResult:
+        error = result.error or {}
+        size = len(result.stdout) + len(result.stderr) + len(str(error.get("evalue", ""))) + \
+            sum(len(str(line)) for line in error.get("traceback", []))
+        if size <= self.left:
+            self.left -= size
+            return result
+        self.dropped += size
+        self.left = 0
+        if result.error:
+            error = {"ename": result.error.get("ename", "Error"), "evalue": self.NOTE.strip(), "traceback": []}
+        return CellResult(stdout=self.NOTE if (result.stdout or result.stderr) else "", stderr="",
+                          error=error if result.error else None)
 
 
 def preflight(settings: Settings | None = None) -> None:

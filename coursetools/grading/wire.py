@@ -63,8 +63,8 @@ class Budget:
             return msgpack.unpackb(body, raw=False, strict_map_key=False, use_list=True,
                                    max_str_len=self.text, max_bin_len=self.frame,
                                    max_array_len=self.items, max_map_len=self.items, max_ext_len=0)
-        except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError,
-                UnicodeDecodeError) as error:
+        except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError,
+                UnicodeDecodeError) as error:     # TypeError: an unhashable map key
             raise WireError(f"unreadable frame: {type(error).__name__}") from None
 
 
