@@ -81,7 +81,7 @@ def load(assignment: str) -> list[Entry]:
     if aoki.is_file():
         nb = nbformat.read(aoki, as_version=4)
         for cell in nb.cells:
-            if is_answer_cell(cell):
+            if is_answer_cell(cell) and cell.cell_type == "code":   # written answers are graded by hand
                 entries.append(Entry(assignment, nbgrader_meta(cell)["grade_id"], "right",
                                      "examples/submitted/aoki", cell.source))
     return entries

@@ -78,7 +78,9 @@ def test_nbgrader_autograde_agrees_with_the_isolated_verdicts(corpus_autograde, 
     result = corpus_autograde[name]
     for s, chosen in enumerate(result["packed"], start=1):
         must_fail = corpus.predicted_failures(name, chosen, verdicts)
-        expected = {cell: (0.0 if cell in must_fail else top) for cell, top in result["max"].items()}
+        # written answers (manually graded markdown cells, exNN_k-answer) score 0 until an instructor grades them
+        expected = {cell: (0.0 if cell in must_fail or cell.endswith("-answer") else top)
+                    for cell, top in result["max"].items()}
         got = result["scores"][f"corpus{s}"]
         wrong = {a: e.label for a, e in chosen.items() if e.kind == "wrong"}
         assert got == expected, f"{name} corpus{s} (wrong answers: {wrong}): nbgrader gave {got}, expected {expected}"

@@ -106,7 +106,7 @@ def test_hidden_tests_do_not_call_student_helpers(source_nb, assignment):
     A name that an answer cell defines is the function under test (in 70 `numerical_gradient`
     and in 72 `forward_pass` are exercises), and calling it is what grading means.
     """
-    graded = {node.name for cell in source_nb.cells if is_answer_cell(cell)
+    graded = {node.name for cell in source_nb.cells if is_answer_cell(cell) and cell.cell_type == "code"
               for node in ast.walk(ast.parse(cell.source)) if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
     checkers = ("gradient_check", "numerical_gradient", "numerical_diff", "relative_error",
                 "backward_pass", "forward_pass")
