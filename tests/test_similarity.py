@@ -434,7 +434,7 @@ def test_bad_input_is_listed_and_the_rest_compared(tmp_path, capsys):
     put("two", "b.ipynb")
     nb = json.loads(text)
     gid = [nbgrader_meta(c)["grade_id"] for c in nbformat.read(release_notebook(assignment), as_version=4).cells
-           if is_answer_cell(c)][-1]
+           if is_answer_cell(c) and c.cell_type == "code"][-1]
     nb["cells"] += [cell for cell in nb["cells"] if cell["metadata"].get("nbgrader", {}).get("grade_id") == gid]
     put("twice", f"{assignment}.ipynb", json.dumps(nb))
     (put("linked", "x", None) / f"{assignment}.ipynb").symlink_to(SAMPLE / "aoki" / assignment / f"{assignment}.ipynb")
@@ -484,7 +484,7 @@ def test_sample_class_report(tmp_path):
     assert similarity.main(["--course", str(ROOT / "examples"), "--out", str(out)]) == 0
     page = (out / "similarity.html").read_text(encoding="utf-8")
     answers = sum(1 for a in assignments() for c in nbformat.read(release_notebook(a), as_version=4).cells
-                  if is_answer_cell(c))
+                  if is_answer_cell(c) and c.cell_type == "code")   # written answers are not compared
     assert page.count("<h3 id=") == answers
     rows = (out / "similarity.csv").read_text(encoding="utf-8").splitlines()
     assert len(rows) == 1 + answers   # aoki and chiba answer everything, baba hands in the blank release
