@@ -70,6 +70,19 @@ def test_every_test_cell_names_its_exercise_on_the_first_line(source_nb, assignm
                 f"{cell.metadata.nbgrader.grade_id}: the first line must be '# 演習 N.M のテスト' (got {first!r})"
 
 
+def test_the_visible_part_of_every_test_cell_is_valid_python(source_nb, assignment):
+    """What students get (the test cell without its hidden regions) must run on its own: a visible test
+    indented inside a hidden `try:` is an IndentationError in the release."""
+    for cell in source_nb.cells:
+        if is_test_cell(cell):
+            visible = re.sub(r"### BEGIN HIDDEN TESTS\n.*?### END HIDDEN TESTS\n?", "", cell.source, flags=re.S)
+            try:
+                compile(visible, nbgrader_meta(cell)["grade_id"], "exec")
+            except SyntaxError as error:
+                raise AssertionError(f"{assignment}/{nbgrader_meta(cell)['grade_id']}: the release's test cell "
+                                     f"does not compile: {error}") from None
+
+
 def test_grade_ids_name_their_exercise(source_nb, assignment):
     """The k-th answer cell of notebook NN is ex{NN}_{k}-answer and its test cells ex{NN}_{k}-...tests,
     whose first line names 演習 NN.k: the gradebook, grades.csv and the formgrader say which exercise."""
