@@ -327,13 +327,29 @@ class Handler(BaseHTTPRequestHandler):
         # base64 makes bytes 4/3 larger; JSON adds a little
         if length < 0 or length > limit * 4 // 3 + 65536:
             raise Refused(413, f"request too large ({length} bytes; a submission may have {limit} bytes)")
+        self._body_read = True
         return self.rfile.read(length)
+
+    def _drain(self, most: int = 1 << 20) -> None:
+        """Read (and drop) a refused request's body when it is small, so the client can finish sending it."""
+        try:
+            length = int(self.headers.get("Content-Length", "0"))
+        except ValueError:
+            return
+        if not getattr(self, "_body_read", False) and 0 < length <= most:
+            self.rfile.read(length)
 
     def _send(self, status: int, payload) -> None:
         data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        if status != 200:
+            self._drain()
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
+        if status != 200:
+            # a refused request's body may be unread: never parse what is left of it as the next request
+            self.send_header("Connection", "close")
+            self.close_connection = True
         self.end_headers()
         self.wfile.write(data)
 
@@ -382,6 +398,7 @@ class Handler(BaseHTTPRequestHandler):
         return self.who
 
     def _handle(self, method: str):
+        self._body_read = False
         try:
             self.who = self.identify()
             self._send(200, self._route(method))
@@ -445,16 +462,28 @@ class TokenHandler(Handler):
         return who
 
 
+class QuietErrors:
+    """A client that hangs up mid-request is one line on stderr, not a traceback."""
+
+    def handle_error(self, request, client_address):
+        error = sys.exc_info()[1]
+        sys.stderr.write(f"[exchange] connection ended: {type(error).__name__}: {str(error)[:200]}\n")
+
+
+class QuietThreadingTCPServer(QuietErrors, socketserver.ThreadingTCPServer):
+    pass
+
+
 def serve_tcp(store: Store, host: str, port: int, hub_api: str, instructors=()) -> socketserver.TCPServer:
     handler = type("Handler_token", (TokenHandler,), {"store": store, "hub_api": hub_api, "_cache": {},
                                                       "instructors": frozenset(instructors)})
-    server = socketserver.ThreadingTCPServer((host, port), handler)
+    server = QuietThreadingTCPServer((host, port), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="exchange-tcp", daemon=True).start()
     return server
 
 
-class UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+class UnixHTTPServer(QuietErrors, socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
 
     def get_request(self):

@@ -80,6 +80,26 @@ def test_students_cannot_do_an_instructors_requests(service):
         assert call(service, "baba", method, path, files(a=b"x"))[0] == 404, (method, path)
 
 
+def test_a_refused_requests_body_is_never_read_as_the_next_request(service, capfd):
+    """A refused request with a body the handler never read: the rest of that body is not parsed as a second
+    request on the same connection (it was: a 400 'Bad request version' and a traceback for each refusal)."""
+    import socket
+    release(service)
+    body = json.dumps(files(a=b"x")).encode()
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(str(service / "sockets" / "baba" / "exchange.sock"))
+        sock.sendall(b"PUT /release/x HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        sock.settimeout(5)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 404") and b"Connection: close" in answer
+    assert answer.count(b"HTTP/1.1 ") == 1, answer
+    time.sleep(0.2)
+    log = capfd.readouterr().err
+    assert "Bad request" not in log and "Traceback" not in log, log
+
+
 def test_socket_modes(service):
     assert stat.S_IMODE(os.stat(service / "sockets" / "instructor" / "exchange.sock").st_mode) == 0o600
     assert stat.S_IMODE(os.stat(service / "sockets" / "instructor").st_mode) == 0o700
