@@ -142,16 +142,37 @@ def main(argv: list[str] | None = None) -> int:
     different = []
     if not args.no_stock:
         stock_wall, stock = stock_grading(workdir, course, names)
-        different = sorted((s, a) for s in kinds_students(kinds) for a in names
-                           if ours.get(s, {}).get(a) != stock.get(s, {}).get(a))
         print(f"stock nbgrader (its default Execute, serial) on the same submissions: {stock_wall:.0f} s, "
               f"{stock_wall / max(1, len(kinds)):.2f} s per submission; ours / stock = {wall / stock_wall:.2f}")
-        print("scores: " + ("identical for every submission and cell" if not different else
-                            f"{len(different)} submission(s) differ: {different[:10]}"))
-        for student, assignment in different[:5]:
-            print(f"  {student} {assignment}: ours {ours.get(student, {}).get(assignment)}, "
-                  f"stock {stock.get(student, {}).get(assignment)}")
+        cells = [(s, a, g) for s in kinds_students(kinds) for a in names
+                 for g in sorted(set(ours.get(s, {}).get(a, {})) | set(stock.get(s, {}).get(a, {})))
+                 if ours.get(s, {}).get(a, {}).get(g) != stock.get(s, {}).get(a, {}).get(g)]
+        stderr_rule = [c for c in cells if stock_zeroed_for_stderr(workdir / "stock", *c)]
+        different = [c for c in cells if c not in stderr_rule]
+        print("scores: " + ("identical for every submission and cell" if not cells else
+                            f"{len(cells)} cell(s) differ, {len(different)} unexplained"))
+        if stderr_rule:
+            print(f"  {len(stderr_rule)} passing test cell(s) that also wrote to stderr (a NumPy warning of the "
+                  f"student's code) get 0 from stock nbgrader, which zeroes any graded cell with stderr output; "
+                  f"the course keeps their points (KeepPointsOnStderr): {stderr_rule[:5]}")
+        for student, assignment, grade_id in different[:10]:
+            print(f"  {student} {assignment} {grade_id}: ours {ours[student][assignment].get(grade_id)}, "
+                  f"stock {stock.get(student, {}).get(assignment, {}).get(grade_id)}")
     return 1 if args.quick and (reviews or different) else 0
+
+
+def stock_zeroed_for_stderr(stock_course: Path, student: str, assignment: str, grade_id: str) -> bool:
+    """Did stock nbgrader give this cell 0 only because it wrote to stderr (no error output)?"""
+    import nbformat
+
+    path = stock_course / "autograded" / student / assignment / f"{assignment}.ipynb"
+    if not path.is_file():
+        return False
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
+            kinds = [(o.get("output_type"), o.get("name")) for o in cell.get("outputs", [])]
+            return ("stream", "stderr") in kinds and not any(k == "error" for k, _ in kinds)
+    return False
 
 
 def kinds_students(kinds: dict) -> list[str]:
