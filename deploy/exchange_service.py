@@ -184,11 +184,8 @@ class Store:
                             "files": sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())})
         return out
 
-    def release(self, assignment: str, files: dict[str, bytes]) -> None:
-        assignment = self._assignment(assignment)
-        tmp = self._tmp()
-        write_files(tmp, files)
-        target = self.root / "outbound" / assignment
+    def _replace(self, tmp: Path, target: Path) -> None:
+        """Put the complete folder tmp at target in one rename; an earlier target is moved aside, then removed."""
         with self.lock:
             old = None
             if target.exists():
@@ -197,6 +194,13 @@ class Store:
             os.rename(tmp, target)
         if old:
             shutil.rmtree(old, ignore_errors=True)
+
+    def release(self, assignment: str, files: dict[str, bytes]) -> None:
+        assignment = self._assignment(assignment)
+        tmp = self._tmp()
+        write_files(tmp, files)
+        target = self.root / "outbound" / assignment
+        self._replace(tmp, target)
 
     def unrelease(self, assignment: str) -> bool:
         target = self.root / "outbound" / self._assignment(assignment)
@@ -289,14 +293,7 @@ class Store:
         write_files(tmp, files)
         target = self.root / "feedback" / student / assignment / ident
         makedirs(target.parent)
-        with self.lock:
-            old = None
-            if target.exists():
-                old = self._tmp()
-                os.rename(target, old)
-            os.rename(tmp, target)
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
+        self._replace(tmp, target)
 
     def feedback(self, student: str, assignment: str, ident: str) -> dict[str, str]:
         assignment = self._assignment(assignment)
