@@ -82,26 +82,12 @@ def check_files(course: Path, assignment: str) -> list[Review]:
             continue
         source = course / "source" / assignment / f"{assignment}.ipynb"
         if source.is_file():
+            from .plugins import order_problem
+
             problem = order_problem(nb, nbformat.read(source, as_version=4))
             if problem:
                 found.append(Review(student, assignment, f"not graded: {problem}"))
     return found
-
-
-def order_problem(nb, reference) -> str | None:
-    """Why the graded cells of a submission are not in the order of the assignment (None if they are).
-
-    Tests run in the order of the cells, and a later test may swap a reference implementation of an
-    earlier exercise into the student's namespace (72.2, 74.2, 75.4): a student who moved a later test
-    above an earlier answer would be handed that answer before its own test ran."""
-    order = [nbgrader_meta(c).get("grade_id") for c in reference.cells if nbgrader_meta(c).get("grade_id")]
-    position = {gid: i for i, gid in enumerate(order)}
-    seen = [nbgrader_meta(c).get("grade_id") for c in nb.cells if nbgrader_meta(c).get("grade_id") in position]
-    for before, after in zip(seen, seen[1:]):
-        if position[after] < position[before]:
-            return (f"graded cells moved out of the assignment's order ({after} comes after {before}): "
-                    "move them back and grade again")
-    return None
 
 
 GradeKey = tuple  # (assignment, student, notebook, grade id)

@@ -4,14 +4,15 @@ from nbgrader.preprocessors import ClearHiddenTests as _ClearHiddenTests
 from nbgrader.preprocessors import NbGraderPreprocessor, OverwriteCells
 from traitlets import Bool, Float, Integer, List, Unicode
 
+from ..common import nbgrader_meta
 from . import sandbox, session
 
 
 PRIORITY = ["text/html", "application/pdf", "text/latex", "image/svg+xml", "image/png", "image/jpeg", "text/plain"]
 
 
-class ClearHiddenTests(_ClearHiddenTests):
-    """nbgrader's ClearHiddenTests, quiet in generate_feedback.
+class QuietInFeedback(NbGraderPreprocessor):
+    """A preprocessor of the feedback pipeline that takes nbconvert's `display_data_priority` quietly.
 
     nbconvert's HTML exporter hands `display_data_priority` to every preprocessor of the feedback
     pipeline; nbgrader's preprocessors inherit that trait without marking it configurable, so every
@@ -19,6 +20,10 @@ class ClearHiddenTests(_ClearHiddenTests):
     preprocessor. Marked configurable here (same default), the value is simply taken."""
 
     display_data_priority = List(PRIORITY).tag(config=True)
+
+
+class ClearHiddenTests(QuietInFeedback, _ClearHiddenTests):
+    """nbgrader's ClearHiddenTests, quiet in generate_feedback (QuietInFeedback)."""
 
 
 class QuietOverwriteCells(OverwriteCells):
@@ -95,7 +100,7 @@ def failure_message(cell_source: str, ename: str, evalue: str) -> str:
             "（解答が返す値の形状・型・辞書のキーを確認してください）")
 
 
-class ConciseFailures(NbGraderPreprocessor):
+class ConciseFailures(QuietInFeedback):
     """Feedback: a failing graded test cell shows one Japanese line, not the traceback.
 
     The line names the test and carries the test's Japanese message (what was checked, the likely
@@ -104,8 +109,6 @@ class ConciseFailures(NbGraderPreprocessor):
     hidden tests' code and values to students; the autograded notebooks keep the full traceback
     for instructors.
     """
-
-    display_data_priority = List(PRIORITY).tag(config=True)   # see ClearHiddenTests
 
     def preprocess_cell(self, cell, resources, index):
         if cell.cell_type == "code" and utils.is_grade(cell):
@@ -171,13 +174,11 @@ class SandboxedExecute(NbGraderPreprocessor):
 
     def _check_order(self, nb, resources):
         """Refuse to grade a submission whose graded cells are out of the assignment's order (see
-        autograde.order_problem): a later test would hand an earlier exercise's reference to it."""
+        order_problem): a later test would hand an earlier exercise's reference to it."""
         import os
         from pathlib import Path
 
         import nbformat
-
-        from .autograde import order_problem
 
         info = resources.get("nbgrader", {})
         root = self.config.CourseDirectory.get("root") or os.getcwd()
@@ -233,7 +234,23 @@ def _outputs(result):
     return outputs
 
 
-class SanitizeStudentContent(NbGraderPreprocessor):
+def order_problem(nb, reference) -> str | None:
+    """Why the graded cells of a submission are not in the order of the assignment (None if they are).
+
+    Tests run in the order of the cells, and a later test may swap a reference implementation of an
+    earlier exercise into the student's namespace (72.2, 74.2, 75.4): a student who moved a later test
+    above an earlier answer would be handed that answer before its own test ran."""
+    order = [nbgrader_meta(c).get("grade_id") for c in reference.cells if nbgrader_meta(c).get("grade_id")]
+    position = {gid: i for i, gid in enumerate(order)}
+    seen = [nbgrader_meta(c).get("grade_id") for c in nb.cells if nbgrader_meta(c).get("grade_id") in position]
+    for before, after in zip(seen, seen[1:]):
+        if position[after] < position[before]:
+            return (f"graded cells moved out of the assignment's order ({after} comes after {before}): "
+                    "move them back and grade again")
+    return None
+
+
+class SanitizeStudentContent(QuietInFeedback):
     """What a student wrote, made safe to show in a browser (formgrader, feedback).
 
     Markdown and raw cells are cleaned with nh3 (the Ammonia HTML sanitiser: no scripts, event
@@ -241,7 +258,6 @@ class SanitizeStudentContent(NbGraderPreprocessor):
     (a student's cell cannot put HTML or JavaScript into what the instructor or a student opens).
     """
 
-    display_data_priority = List(PRIORITY).tag(config=True)   # see ClearHiddenTests
     KEEP = {"text/plain", "image/png"}
 
     def preprocess_cell(self, cell, resources, index):
