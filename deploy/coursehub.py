@@ -372,5 +372,3 @@ class LatenessCsvExport(CsvExportPlugin):
             for row in rows:
                 more = extra.get((row.get("assignment"), row.get("student_id")), {})
                 writer.writerow({**row, **{k: more.get(k, "") for k in ("submitted_at", "late", "seconds_late")}})
-
-

@@ -333,7 +333,7 @@ class Handler(BaseHTTPRequestHandler):
             length = int(self.headers.get("Content-Length", "0"))
         except ValueError:
             return
-        if not getattr(self, "_body_read", False) and 0 < length <= most:
+        if not self._body_read and 0 < length <= most:
             self.rfile.read(length)
 
     def _send(self, status: int, payload) -> None:

@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from coursetools.common import ROOT, assignments, make_scratch_course, nbgrader, source_notebook
+from coursetools.common import ROOT, assignments, make_scratch_course, nbgrader, nbgrader_meta, source_notebook
 from .corpus import load, solution_answers, submissions, write_submission
 
 KINDS = ("right", "mixed", "blank")
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"student's code) get 0 from stock nbgrader, which zeroes any graded cell with stderr output; "
                   f"the course keeps their points (KeepPointsOnStderr): {stderr_rule[:5]}")
         for student, assignment, grade_id in different[:10]:
-            print(f"  {student} {assignment} {grade_id}: ours {ours[student][assignment].get(grade_id)}, "
+            print(f"  {student} {assignment} {grade_id}: ours {ours.get(student, {}).get(assignment, {}).get(grade_id)}, "
                   f"stock {stock.get(student, {}).get(assignment, {}).get(grade_id)}")
     return 1 if args.quick and (reviews or different) else 0
 
@@ -169,7 +169,7 @@ def stock_zeroed_for_stderr(stock_course: Path, student: str, assignment: str, g
     if not path.is_file():
         return False
     for cell in nbformat.read(path, as_version=4).cells:
-        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
+        if nbgrader_meta(cell).get("grade_id") == grade_id:
             kinds = [(o.get("output_type"), o.get("name")) for o in cell.get("outputs", [])]
             return ("stream", "stderr") in kinds and not any(k == "error" for k, _ in kinds)
     return False
