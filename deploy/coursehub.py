@@ -46,6 +46,34 @@ HUB_INSIDE = "/run/jupyterhub"                   # the hub's API socket, as stud
 EXCHANGE_INSIDE = "/run/course"                  # the student's own exchange socket
 SERVER_INSIDE = "/run/jupyter-server"            # where the student's server puts its socket
 LIB_INSIDE = "/opt/jupyter-course"    # deploy/hubexchange.py, nbgrader's side of the exchange
+RUNTIME_INSIDE = f"{SERVER_INSIDE}/runtime"      # a student's JUPYTER_RUNTIME_DIR: kernels' sockets
+# A Unix socket's path fits in sockaddr_un.sun_path: 107 bytes and the NUL. jupyter_client names a
+# kernel's IPC sockets <runtime dir>/kernel-<uuid>-ipc-<n>; the longest such name:
+SOCKET_PATH_MAX = 107
+KERNEL_SOCKET = "kernel-00000000-0000-0000-0000-000000000000-ipc-99999"
+
+
+def socket_paths(run_dir: str | Path, kernel_runtime_dir: str | Path, exchange_sockets: str | Path,
+                 instructors: list[str], students: list[str]) -> list[str]:
+    """Every Unix socket path of the machine the hub's deployment binds or connects to (host side)."""
+    run, runtime, exchange = Path(run_dir), Path(kernel_runtime_dir), Path(exchange_sockets)
+    paths = [run / "hub" / "hub.sock", exchange / "instructor" / "exchange.sock"]
+    for name in instructors:
+        paths += [run / "servers" / name / "server.sock", runtime / name / KERNEL_SOCKET]
+    for name in students:
+        paths += [run / "servers" / name / "server.sock", exchange / name / "exchange.sock"]
+    paths.append(Path(RUNTIME_INSIDE) / KERNEL_SOCKET)           # inside every student's sandbox
+    return [str(p) for p in paths]
+
+
+def check_socket_paths(paths: list[str], setting: str) -> None:
+    """Stop the hub with a clear message, not a kernel that cannot start, when a socket path is too long."""
+    long = [p for p in paths if len(os.fsencode(p)) > SOCKET_PATH_MAX]
+    if long:
+        worst = max(long, key=len)
+        raise SystemExit(f"{len(long)} Unix socket path(s) of the hub would be longer than {SOCKET_PATH_MAX} bytes, "
+                         f"the most a socket's path may have; the longest ({len(worst)}): {worst}\n"
+                         f"Choose a shorter {setting}, or shorter user names.")
 
 
 def student_uids(students: list[str]) -> dict[str, int]:
@@ -119,7 +147,7 @@ class CourseSpawner(SimpleLocalProcessSpawner):
     students = List(Unicode(), config=True, help="hub user names of the students, in roster order")
     course_dir = Unicode(config=True, help="the nbgrader course directory (instructors' servers start here)")
     homes_dir = Unicode(config=True, help="students' home directories: <homes_dir>/<user>")
-    run_dir = Unicode(config=True, help="sockets: <run_dir>/hub/, servers/<user>/, runtime/<user>/")
+    run_dir = Unicode(config=True, help="sockets: <run_dir>/hub/, servers/<user>/ (runtime/<user>/: see below)")
     exchange_sockets = Unicode(config=True, help="the exchange service's socket folders: <this>/<student>/")
     instructor_config_dir = Unicode(config=True, help="JUPYTER_CONFIG_DIR of instructors' servers")
     timezone = Unicode("Asia/Tokyo", config=True, help="TZ of every server")
@@ -128,6 +156,12 @@ class CourseSpawner(SimpleLocalProcessSpawner):
     pids_limit = Integer(256, config=True, help="processes + threads of a student's server and its kernels")
     cpu_limit = Integer(1, config=True, help="CPU cores of a student's server and its kernels")
     tmp_limit = Integer(256 << 20, config=True, help="bytes of a student's /tmp (RAM-backed)")
+    kernel_runtime_dir = Unicode(config=True, help="instructors' JUPYTER_RUNTIME_DIR is <this>/<user>: their "
+                                                   "kernels' IPC sockets, so a short path (see SOCKET_PATH_MAX)")
+
+    @default("kernel_runtime_dir")
+    def _default_kernel_runtime_dir(self):
+        return str(Path(self.run_dir) / "runtime")
 
     _relay: Relay | None = None
     _cgroup = None
@@ -174,7 +208,7 @@ class CourseSpawner(SimpleLocalProcessSpawner):
         env["JUPYTERHUB_SERVICE_URL"] = f"http://127.0.0.1:8888{self.server.base_url if self.server else '/'}"
         if self.is_instructor:
             env["JUPYTER_CONFIG_DIR"] = self.instructor_config_dir
-            env["JUPYTER_RUNTIME_DIR"] = str(Path(self.run_dir) / "runtime" / self.user.name)
+            env["JUPYTER_RUNTIME_DIR"] = str(Path(self.kernel_runtime_dir) / self.user.name)
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")]))
             return env
         # a student: the hub's API through the socket bound into the sandbox, nothing of the host's paths
@@ -188,8 +222,9 @@ class CourseSpawner(SimpleLocalProcessSpawner):
         env["JUPYTERLAB_WORKSPACES_DIR"] = f"{self.home_inside}/.jupyter/lab/workspaces"
         env["PATH"] = f"{os.path.dirname(sandbox.python())}:/usr/local/bin:/usr/bin:/bin"
         env["SHELL"] = "/bin/bash"
-        for name in ("JUPYTER_PATH", "PYTHONPATH", "JUPYTER_RUNTIME_DIR", "JUPYTER_DATA_DIR", "VIRTUAL_ENV"):
+        for name in ("JUPYTER_PATH", "PYTHONPATH", "JUPYTER_DATA_DIR", "VIRTUAL_ENV"):
             env.pop(name, None)
+        env["JUPYTER_RUNTIME_DIR"] = RUNTIME_INSIDE    # short whatever the user name: kernels' IPC sockets
         env["PYTHONPATH"] = LIB_INSIDE                 # hubexchange (nbgrader), coursehub_student (the server)
         return env
 
@@ -272,7 +307,7 @@ class CourseSpawner(SimpleLocalProcessSpawner):
         self.port = port
         if self.is_instructor:
             self._fresh_server_dir(os.geteuid())
-            runtime = Path(self.run_dir) / "runtime" / self.user.name
+            runtime = Path(self.kernel_runtime_dir) / self.user.name
             runtime.mkdir(parents=True, exist_ok=True)
             os.chmod(runtime, 0o700)
             self.cmd = singleuser

@@ -35,16 +35,19 @@ The login here is a shared password (JupyterHub's SharedPasswordAuthenticator), 
 and the tests. For a class, replace it with your institution's login (e.g. oauthenticator or
 ltiauthenticator) and keep Authenticator.allowed_users / the groups below.
 """
+import atexit
 import json
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(HERE.parent))
 
-from coursehub import EXCHANGE_UID, load_roster, read_roster  # noqa: E402
+from coursehub import EXCHANGE_UID, check_socket_paths, load_roster, read_roster, socket_paths  # noqa: E402
 from coursetools.common import make_scratch_course  # noqa: E402
 
 c = get_config()  # noqa: F821
@@ -77,10 +80,18 @@ if set(instructors) & set(students):
 root = os.geteuid() == 0
 
 # -- the machine's folders: all under the state folder, readable by the hub's account only ---------------
+run = state / "run"
+exchange_store, exchange_sockets = state / "exchange-store", run / "exchange"
+# Instructors' kernels talk over Unix sockets, <runtime>/<user>/kernel-<uuid>-ipc-<n>, and a socket's path has
+# at most 107 bytes: their runtime folder is a short one of its own (mode 700, removed when the hub stops),
+# wherever the state folder is. Every other socket path is checked here, before anything starts.
+kernel_runtime = Path(tempfile.mkdtemp(prefix="neural-hub-", dir="/run" if root and os.access("/run", os.W_OK)
+                                       else None))
+atexit.register(shutil.rmtree, kernel_runtime, True)
+check_socket_paths(socket_paths(run, kernel_runtime, exchange_sockets, instructors, students), "NEURAL_HUB_DIR")
 state.mkdir(parents=True, exist_ok=True)
 os.chmod(state, 0o700)
-run = state / "run"
-for folder, mode in ((run, 0o700), (run / "hub", 0o755), (run / "servers", 0o700), (run / "runtime", 0o700),
+for folder, mode in ((run, 0o700), (run / "hub", 0o755), (run / "servers", 0o700),
                      (state / "home", 0o700), (state / "sandbox-etc", 0o700)):
     folder.mkdir(exist_ok=True)
     os.chmod(folder, mode)
@@ -88,7 +99,6 @@ if not (course / "nbgrader_config.py").is_file():
     make_scratch_course(course)
 os.chmod(course, 0o700)
 load_roster(course, roster, COURSE_ID)
-exchange_store, exchange_sockets = state / "exchange-store", run / "exchange"
 
 instructor_config = state / "instructor-config"
 instructor_config.mkdir(exist_ok=True)
@@ -155,6 +165,7 @@ c.CourseSpawner.students = students
 c.CourseSpawner.course_dir = str(course)
 c.CourseSpawner.homes_dir = str(state / "home")
 c.CourseSpawner.run_dir = str(run)
+c.CourseSpawner.kernel_runtime_dir = str(kernel_runtime)
 c.CourseSpawner.exchange_sockets = str(exchange_sockets)
 c.CourseSpawner.instructor_config_dir = str(instructor_config)
 c.CourseSpawner.timezone = timezone
