@@ -5,7 +5,8 @@
 
 Settings (environment variables):
   NEURAL_HUB_DIR          state: hub database, cookie secret, exchange store, home/<student>/, run/ (sockets),
-                          course/ (a copy of this course, made on first start) [build/hub]; mode 700
+                          course/ (a copy of this course, made on first start) [build/hub]; mode 700.
+                          Socket paths (run/...) have at most 107 bytes: the hub stops and says so if not.
   NEURAL_HUB_COURSE       the nbgrader course directory instructors work in [$NEURAL_HUB_DIR/course]
   NEURAL_HUB_INSTRUCTORS  comma-separated hub user names [sensei]
   NEURAL_HUB_ROSTER       the class: a CSV with columns id,last_name,first_name,email [deploy/roster.csv];
