@@ -20,6 +20,7 @@ NEURAL_HUB_CONFIG=/elsewhere/deploy/jupyterhub_config.py points the fixture at a
     replace_classmate         baba overwrites aoki's submission (its name leaked)          aoki's own notebook is collected
     kernel_snooping           baba subscribes to every kernel port it can find              no output of aoki's or sensei's kernel
     memory / processes / tmp  3 GB allocated, 600 threads, 400 MB in /tmp                  refused (2 GB, 256, 256 MB limits)
+    home / server folder      400 MB into the home, 100 MB into the server's folder         refused (160 MB in the test, 16 MB)
     local_accounts            another account of the machine reads course and hub state    permission denied
     proc_paths                baba reads /proc/*/cmdline and environ                       no host path of the hub's state
 """
@@ -140,7 +141,7 @@ def scenario():
     env = venv_env(NEURAL_HUB_DIR=str(state), NEURAL_HUB_PASSWORD=PASSWORD, NEURAL_HUB_PORT=str(port),
                    NEURAL_HUB_API_PORT=str(free_port()), NEURAL_HUB_HUB_PORT=str(free_port()),
                    NEURAL_HUB_INSTRUCTORS=INSTRUCTOR, NEURAL_HUB_STUDENTS=",".join(STUDENTS),
-                   NEURAL_HUB_QUOTA_MB="60", NEURAL_HUB_SUBMISSION_MB="20")
+                   NEURAL_HUB_QUOTA_MB="60", NEURAL_HUB_SUBMISSION_MB="20", NEURAL_HUB_HOME_MB="160")
     url = f"http://127.0.0.1:{port}"
     log = ROOT / "build" / f"{state.name}.log"
     try:
@@ -351,6 +352,29 @@ finally:
         os.remove("/tmp/fill")
 print("written MB", written >> 20)
 ''')
+    # -- baba fills the home and the server's folder: the machine's disk is not theirs to fill ---------------------
+    fill = '''
+import os
+def fill(path, limit_mb):
+    written = 0
+    try:
+        with open(path, "wb") as f:
+            for _ in range(limit_mb):
+                f.write(b"h" * 2**20)
+                f.flush()
+                os.fsync(f.fileno())
+                written += 2**20
+    except OSError as e:
+        print(type(e).__name__, e.errno)
+    finally:
+        if os.path.exists(path):
+            os.remove(path)
+    return written >> 20
+print("home written MB", fill(os.path.expanduser("~/fill"), 400))
+print("server written MB", fill("/run/jupyter-server/fill", 100))
+'''
+    s.out["home"] = baba.run(fill)
+    s.out["aoki home after"] = aoki.run('open("after.txt", "w").write("x" * 2**20)\nprint("aoki saved")')
     # -- another account of the machine (not a hub user) reads the course and the hub's state -----------------------
     targets = [s.course / "gradebook.db", s.course / "source" / A73 / f"{A73}.ipynb", s.state / "jupyterhub.sqlite",
                s.state / "jupyterhub_cookie_secret"]
@@ -445,6 +469,14 @@ def test_process_limit(scenario):
 def test_tmp_limit(scenario):
     written = int(scenario.out["tmp"].rsplit("written MB", 1)[1].split()[0])
     assert written <= 256, scenario.out["tmp"]
+
+
+def test_home_and_server_folder_limits(scenario):
+    out = scenario.out["home"]
+    home = int(out.split("home written MB", 1)[1].split()[0])
+    server = int(out.split("server written MB", 1)[1].split()[0])
+    assert home <= 160 and server <= 16, out
+    assert "aoki saved" in scenario.out["aoki home after"], scenario.out["aoki home after"]
 
 
 def test_other_local_accounts_read_nothing(scenario):

@@ -12,7 +12,8 @@ students can reach: every single-user server listens on a Unix socket in a folde
   sandboxes (coursetools.grading.sandbox: no mount, ptrace, keyrings, new namespaces...), a cgroup
   bounding memory, processes and CPU of the whole tree, a size-limited /tmp, a network namespace of its
   own with nothing in it but loopback (kernels on IPC), a read-only Python runtime, its own home
-  directory (mode 700), its own socket to the exchange service (deploy/exchange_service.py) and the
+  directory (mode 700; a filesystem of its own, so a full home fills nothing else of the machine; the
+  server's own folder is a small tmpfs), its own socket to the exchange service (deploy/exchange_service.py) and the
   hub's API socket, and the student configuration of deploy/student/. Nothing else of the machine: no
   course directory, no other home, no hub state, no other server or kernel. bwrap reads its arguments
   from a pipe, so not even the host paths of its binds show in /proc.
@@ -26,6 +27,7 @@ import asyncio
 import csv
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -101,6 +103,75 @@ def load_roster(course: Path, roster: list[dict], course_id: str) -> None:
                                         first_name=row.get("first_name") or "", email=row.get("email") or None)
 
 
+# -- students' storage: a full home is the student's own problem, not the machine's ---------------------
+
+def _tool(name: str) -> str:
+    """An OS tool by name, also where a service's PATH may not look (mkfs.ext4 lives in /usr/sbin)."""
+    for folder in ("/usr/sbin", "/sbin", "/usr/bin", "/bin"):
+        if os.access(os.path.join(folder, name), os.X_OK):
+            return os.path.join(folder, name)
+    return shutil.which(name) or name
+
+
+def _mount(*args: str) -> None:
+    proc = subprocess.run([_tool("mount"), *args], capture_output=True, text=True)
+    if proc.returncode:
+        raise OSError(f"mount {' '.join(args)}: {proc.stderr.strip() or proc.returncode}")
+
+
+def unmount(path: str | Path) -> None:
+    """Unmount path if something is mounted there (lazily if still busy)."""
+    if os.path.ismount(path):
+        if subprocess.run([_tool("umount"), str(path)], capture_output=True).returncode:
+            subprocess.run([_tool("umount"), "-l", str(path)], capture_output=True)
+
+
+def _copy_in(image: Path, home: Path) -> None:
+    """Copy a home's files into its new filesystem; the old folder is kept beside the image."""
+    staging = image.with_suffix(".copying")
+    staging.mkdir(exist_ok=True)
+    try:
+        _mount("-o", "loop,nodev,nosuid", str(image), str(staging))
+        proc = subprocess.run([_tool("cp"), "-a", f"{home}/.", str(staging)], capture_output=True, text=True)
+    finally:
+        unmount(staging)
+        staging.rmdir()
+    if proc.returncode:
+        raise OSError(f"copying {home} into its new filesystem: {proc.stderr.strip()[:300]}")
+    home.rename(image.with_suffix(".before-limit"))
+    home.mkdir()
+
+
+def mount_home(image: Path, home: Path, size: int, uid: int) -> None:
+    """Mount over `home` an ext4 filesystem of `size` bytes kept in the (sparse) file `image`, made on first use.
+
+    Files of a home from before the limit are copied in, and the old folder is kept beside the image."""
+    if os.path.ismount(home):
+        return
+    home.mkdir(parents=True, exist_ok=True)
+    fresh = not image.exists()
+    if fresh:
+        image.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(image.parent, 0o700)
+        with open(image, "xb") as f:
+            f.truncate(size)
+        try:                                   # an image that is not a whole filesystem is never left behind
+            os.chmod(image, 0o600)
+            proc = subprocess.run([_tool("mkfs.ext4"), "-q", "-F", "-m", "0", "-E", f"root_owner={uid}:{uid}",
+                                   str(image)], capture_output=True, text=True)
+            if proc.returncode:
+                raise OSError(f"mkfs.ext4 {image}: {proc.stderr.strip() or proc.returncode}")
+            if any(home.iterdir()):
+                _copy_in(image, home)
+        except BaseException:
+            image.unlink(missing_ok=True)
+            raise
+    _mount("-o", "loop,nodev,nosuid", str(image), str(home))
+    lost = home / "lost+found"                 # mkfs's; the student's file browser need not show it
+    if lost.is_dir() and not any(lost.iterdir()):
+        lost.rmdir()
+
+
 class Relay:
     """A loopback TCP port in the hub's network namespace that forwards to a server's Unix socket."""
 
@@ -156,6 +227,10 @@ class CourseSpawner(SimpleLocalProcessSpawner):
     pids_limit = Integer(256, config=True, help="processes + threads of a student's server and its kernels")
     cpu_limit = Integer(1, config=True, help="CPU cores of a student's server and its kernels")
     tmp_limit = Integer(256 << 20, config=True, help="bytes of a student's /tmp (RAM-backed)")
+    home_limit = Integer(1 << 30, config=True, help="bytes of a student's home: a filesystem of its own (an "
+                                                   "image under <homes_dir>/../home-images/), when the hub runs "
+                                                   "as root; 0 for none")
+    server_dir_limit = Integer(16 << 20, config=True, help="bytes of a student's server folder (RAM-backed)")
     kernel_runtime_dir = Unicode(config=True, help="instructors' JUPYTER_RUNTIME_DIR is <this>/<user>: their "
                                                    "kernels' IPC sockets, so a short path (see SOCKET_PATH_MAX)")
 
@@ -249,6 +324,14 @@ class CourseSpawner(SimpleLocalProcessSpawner):
         uid = self._student_uid() if self.root else os.geteuid()
         home = Path(self.home_dir)
         home.mkdir(parents=True, exist_ok=True)
+        if self.root and self.home_limit:
+            try:
+                mount_home(self._home_image(), home, self.home_limit, uid)
+            except OSError as exc:
+                raise RuntimeError(f"{self.user.name}'s home could not get its size limit ({exc}); "
+                                   "set NEURAL_HUB_HOME_MB=0 to run without one") from exc
+        elif not self.root:
+            self.log.warning("%s's home has no size limit: the hub does not run as root", self.user.name)
         os.chmod(home, 0o700)
         if self.root:
             os.chown(home, uid, uid)
@@ -261,15 +344,22 @@ class CourseSpawner(SimpleLocalProcessSpawner):
         (etc / "group").write_text(f"root:x:0:\n{name}:x:{uid}:\n", encoding="utf-8")
         for made in (etc / "passwd", etc / "group"):
             os.chmod(made, 0o644)                  # the hub's umask is 077; everyone reads these
-        self._fresh_server_dir(uid)
+        self._fresh_server_dir(uid, limit=self.server_dir_limit)
 
-    def _fresh_server_dir(self, uid: int) -> None:
+    def _fresh_server_dir(self, uid: int, limit: int = 0) -> None:
         folder = self._server_dir()
+        unmount(folder)
         if folder.exists():
             shutil.rmtree(folder)
         folder.mkdir(parents=True, mode=0o700)
         if self.root:
             os.chown(folder, uid, uid)
+            if limit:     # a student's server writes here: its socket, kernels' connection files and sockets
+                _mount("-t", "tmpfs", "-o", f"size={limit},mode=0700,uid={uid},gid={uid},nodev,nosuid,noexec",
+                       "tmpfs", str(folder))
+
+    def _home_image(self) -> Path:
+        return Path(self.homes_dir).parent / "home-images" / f"{self.user.name}.ext4"
 
     def _etc_dir(self) -> Path:
         return Path(self.homes_dir).parent / "sandbox-etc" / self.user.name
@@ -354,6 +444,9 @@ class CourseSpawner(SimpleLocalProcessSpawner):
                 self._cgroup.kill_all()
                 self._cgroup.remove()
                 self._cgroup = None
+            if self.root and not self.is_instructor:
+                unmount(self._server_dir())
+                unmount(self.home_dir)
 
 
 # -- grades.csv with the submission time and lateness ----------------------------------------------------

@@ -18,6 +18,7 @@ Settings (environment variables):
   NEURAL_HUB_TIMEZONE     the course's time zone (submission times, due dates, servers' TZ) [Asia/Tokyo]
   NEURAL_HUB_QUOTA_MB / NEURAL_HUB_SUBMISSION_MB   exchange: stored per student / one submission [200 / 50]
   NEURAL_HUB_MEMORY_MB / NEURAL_HUB_PIDS / NEURAL_HUB_TMP_MB   per student server [2048 / 256 / 256]
+  NEURAL_HUB_HOME_MB      a student's home: a filesystem of its own of this size, as root (0: none) [1024]
   NEURAL_HUB_PROXY        configurable-http-proxy [deploy/node_modules/.bin/configurable-http-proxy]
 
 Who can do what:
@@ -173,6 +174,7 @@ c.CourseSpawner.timezone = timezone
 c.CourseSpawner.memory_limit = _mb("NEURAL_HUB_MEMORY_MB", 2048)
 c.CourseSpawner.pids_limit = int(os.environ.get("NEURAL_HUB_PIDS", "256"))
 c.CourseSpawner.tmp_limit = _mb("NEURAL_HUB_TMP_MB", 256)
+c.CourseSpawner.home_limit = _mb("NEURAL_HUB_HOME_MB", 1024)
 c.CourseSpawner.expose_app = os.environ.get("NEURAL_HUB_EXPOSE_APP") == "1"
 c.Spawner.default_url = "/lab"
 c.Spawner.start_timeout = 120
