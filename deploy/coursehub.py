@@ -167,9 +167,11 @@ def mount_home(image: Path, home: Path, size: int, uid: int) -> None:
             image.unlink(missing_ok=True)
             raise
     _mount("-o", "loop,nodev,nosuid", str(image), str(home))
-    lost = home / "lost+found"                 # mkfs's; the student's file browser need not show it
-    if lost.is_dir() and not any(lost.iterdir()):
-        lost.rmdir()
+    if fresh:                                  # mkfs's lost+found: the student's file browser need not show it
+        try:                                   # (only before the student ever had the home: rmdir, no following)
+            os.rmdir(home / "lost+found")
+        except OSError:
+            pass
 
 
 class Relay:

@@ -57,10 +57,14 @@ def test_a_home_holds_its_size_and_no_more_and_keeps_its_files(state):
     assert error == errno.ENOSPC and 20 <= written <= 32, (written, error)
     (home / "big").unlink()
     (home / "notes.txt").write_text("残しておく", encoding="utf-8")
+    empty = state / "empty"
+    empty.mkdir()
+    os.symlink(empty, home / "lost+found")                   # the student's own "lost+found": not the hub's business
     coursehub.unmount(home)
     assert not os.path.ismount(home) and not (home / "notes.txt").exists()
     coursehub.mount_home(image, home, 32 * MB, UID)          # the next start: the same filesystem again
     assert (home / "notes.txt").read_text(encoding="utf-8") == "残しておく"
+    assert (home / "lost+found").is_symlink() and empty.is_dir()
     assert image.stat().st_mode & 0o777 == 0o600 and image.parent.stat().st_mode & 0o777 == 0o700
 
 
