@@ -6,7 +6,8 @@ Reads <course>/submitted/<student>/<assignment>/<assignment>.ipynb (default cour
 if it has submitted/, else examples/, the sample class) and compares the answer cells (nbgrader
 solution cells) of every two students, one exercise at a time, with copydetect: winnowed k-gram
 fingerprints as in MOSS, on code whose identifiers, strings, comments and whitespace are normalised,
-so renamed variables, reformatting and new comments do not hide a copy.
+so renamed variables, reformatting and new comments do not hide a copy. Written answers (Markdown
+answer cells, graded by hand) are compared the same way on their text, normalised by normalise_text().
 
 Never counted as similarity (copydetect's boilerplate):
 - everything the release notebook contains: the stub of the answer cell, lecture code, the engine
@@ -40,6 +41,7 @@ import re
 import sys
 import time
 import tomllib
+import unicodedata
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -59,6 +61,9 @@ from .common import ROOT, assignments, is_answer_cell, is_test_cell, nbgrader_me
 # per-process string hash salt, which copydetect's hashes use.
 NOISE = 18
 GUARANTEE = NOISE
+# Written answers (Markdown answer cells) are compared as text: characters after normalise_text(); k is a
+# phrase of a Japanese sentence, longer than the technical terms every answer to a question shares.
+TEXT_NOISE = 15
 MIN_OWN = 100       # normalised characters of own code (about five lines) an answer needs to score 100 %
 THRESHOLD = 0.4     # pairs whose score reaches this are listed in the HTML report
 COMMON = 10         # code in the answers of more than this many students is common, not copied
@@ -109,6 +114,7 @@ class Exercise:
     pairs: list                       # [Pair], highest score first
     boilerplate: set = field(default_factory=set)   # k-gram hashes never counted (greyed in the report)
     expected: dict = field(default_factory=dict)    # what independent correct answers reach
+    kind: str = "code"                              # "code", or "text" for a written answer
 
     @property
     def independent_max(self) -> float | None:
@@ -190,7 +196,7 @@ def read_submission(folder: Path, student: str, assignment: str) -> tuple[dict[s
                                                     "ask the student for the file again")]
     answers = {}
     for gid, found in cells.items():
-        code = [c for c in found if c.cell_type == "code" and is_answer_cell(c)]
+        code = [c for c in found if c.cell_type in ("code", "markdown") and is_answer_cell(c)]
         if not code:
             continue
         if len(found) > 1:
@@ -238,10 +244,30 @@ def _fix_class_offsets(fp: CodeFingerprint) -> None:
             offsets[j, 1] = offsets[j + 1, 1] - offsets[j, 1]
 
 
-def fingerprint(source: str) -> CodeFingerprint:
-    """copydetect's fingerprint of Python code (tokenised and normalised once; see without())."""
+def normalise_text(text: str) -> tuple[str, np.ndarray]:
+    """A written answer as compared: full-width and half-width alike (NFKC), lower case, only letters (kana,
+    kanji, Latin), digits and mathematical symbols, so spacing, line breaks, punctuation and Markdown marks do
+    not hide a copy; and for each character kept, where it is in the text."""
+    kept, where = [], []
+    for i, ch in enumerate(text):
+        for c in unicodedata.normalize("NFKC", ch).lower():
+            category = unicodedata.category(c)
+            if category[0] in "LN" or category == "Sm":
+                kept.append(c)
+                where.append(i)
+    return "".join(kept), np.array(where, dtype=np.int64)
+
+
+def fingerprint(source: str, kind: str = "code") -> CodeFingerprint:
+    """copydetect's fingerprint of Python code (tokenised and normalised once; see without()), or of a
+    written answer's normalised text (`positions`: where each of its characters is in the answer)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        if kind == "text":
+            normal, where = normalise_text(source)
+            fp = CodeFingerprint("answer.txt", TEXT_NOISE, 1, fp=io.StringIO(normal), filter=False)
+            fp.positions = where
+            return fp
         fp = CodeFingerprint("answer.py", NOISE, GUARANTEE - NOISE + 1, fp=io.StringIO(source), language="python")
     _fix_class_offsets(fp)
     return fp
@@ -249,18 +275,18 @@ def fingerprint(source: str) -> CodeFingerprint:
 
 def without(fp: CodeFingerprint, boilerplate: np.ndarray) -> CodeFingerprint:
     """The fingerprint with the k-grams in `boilerplate` dropped, as CodeFingerprint(boilerplate=...) does,
-    without tokenising the code again."""
+    without tokenising the code again (every k-gram is a fingerprint: window 1)."""
     out = copy.copy(fp)
-    out.hashes, out.hash_idx = get_document_fingerprints(fp.filtered_code, NOISE, GUARANTEE - NOISE + 1, boilerplate)
-    out.token_coverage = get_token_coverage(out.hash_idx, NOISE, len(fp.filtered_code))
+    out.hashes, out.hash_idx = get_document_fingerprints(fp.filtered_code, fp.k, 1, boilerplate)
+    out.token_coverage = get_token_coverage(out.hash_idx, fp.k, len(fp.filtered_code))
     return out
 
 
-def kgram_hashes(sources) -> set[int]:
-    """Every k-gram hash of the given code (copydetect takes boilerplate this way: window 1)."""
+def kgram_hashes(sources, kind: str = "code") -> set[int]:
+    """Every k-gram hash of the given code or text (copydetect takes boilerplate this way: window 1)."""
     hashes = set()
     for source in sources:
-        hashes |= {int(h) for h in fingerprint(source).hashes}
+        hashes |= {int(h) for h in fingerprint(source, kind).hashes}
     return hashes
 
 
@@ -286,10 +312,11 @@ def is_blank(source: str, stub: str) -> bool:
 
 
 def analyse_exercise(assignment: str, grade_id: str, label: str, by_student: dict[str, str], stub: str,
-                     release_hashes: set[int], solution_hashes: set[int], common: int = COMMON) -> Exercise:
+                     release_hashes: set[int], solution_hashes: set[int], common: int = COMMON,
+                     kind: str = "code") -> Exercise:
     """Compare the answers {student: source} of one exercise pairwise."""
     answers = {s: Answer(s, text) for s, text in by_student.items() if not is_blank(text, stub)}
-    full = {s: fingerprint(answer.source) for s, answer in answers.items()}
+    full = {s: fingerprint(answer.source, kind) for s, answer in answers.items()}
     base = release_hashes | solution_hashes
     counts = Counter()  # in how many students' answers each k-gram beyond the base occurs
     for fp in full.values():
@@ -301,7 +328,7 @@ def analyse_exercise(assignment: str, grade_id: str, label: str, by_student: dic
     pairs = [compare(answers[a], answers[b]) for a, b in itertools.combinations(sorted(answers), 2)]
     pairs.sort(key=lambda p: (-p.score, -p.raw, p.a, p.b))
     unanswered = sorted(s for s in by_student if s not in answers)
-    return Exercise(assignment, grade_id, label, answers, unanswered, pairs, boilerplate)
+    return Exercise(assignment, grade_id, label, answers, unanswered, pairs, boilerplate, kind=kind)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -313,7 +340,7 @@ def model_solutions(assignment: str, root: Path = ROOT) -> dict[str, str]:
     if not path.is_file():
         return {}
     return {nbgrader_meta(c)["grade_id"]: c.source for c in nbformat.read(path, as_version=4).cells
-            if is_answer_cell(c) and c.cell_type == "code"}
+            if is_answer_cell(c) and c.cell_type in ("code", "markdown")}
 
 
 def corpus_entries(assignment: str, root: Path = ROOT) -> list[tuple[str, str, str, str]]:
@@ -338,7 +365,8 @@ def corpus_entries(assignment: str, root: Path = ROOT) -> list[tuple[str, str, s
 
 def reference_answers(assignment: str, release, root: Path = ROOT) -> dict[str, list[tuple[str, str]]]:
     """{answer grade_id: [(who, source)]}: the independent correct answers this repository knows: the model
-    solution, the corpus's right answers and every sample-class answer (examples/) that earns all its points."""
+    solution, the corpus's right answers and every sample-class answer (examples/) that earns all its points;
+    for a written answer (graded by hand, so no score to go by) every sample-class answer."""
     refs = {gid: [("model solution", text)] for gid, text in model_solutions(assignment, root).items()}
     for kind, gid, label, text in corpus_entries(assignment, root):
         if kind == "right":
@@ -346,12 +374,15 @@ def reference_answers(assignment: str, release, root: Path = ROOT) -> dict[str, 
     expected = root / "examples" / "expected_scores.json"
     scores = json.loads(expected.read_text(encoding="utf-8")) if expected.is_file() else {}
     tests = exercise_tests(release)
+    written = {nbgrader_meta(c)["grade_id"]: c.source for c in release.cells
+               if is_answer_cell(c) and c.cell_type == "markdown"}
     sample, _ = read_class(root / "examples" / "submitted", assignment)
     for student, answers in sorted(sample.items()):
         got = scores.get(student, {}).get(assignment, {})
         for gid, text in answers.items():
             points = tests.get(gid, ("", {}))[1]
-            if points and all(got.get(test) == top for test, top in points.items()):
+            if (gid in written and not is_blank(text, written[gid])) or (
+                    points and all(got.get(test) == top for test, top in points.items())):
                 refs.setdefault(gid, []).append((f"sample class: {student}", text))
     return refs
 
@@ -365,7 +396,7 @@ def expected_level(exercise: Exercise, references: list[tuple[str, str]], stub: 
     for who, text in references:
         if not is_blank(text, stub):
             answer = Answer(who, text)
-            fp = fingerprint(text)
+            fp = fingerprint(text, exercise.kind)
             answer.counted, answer.raw = without(fp, counted), without(fp, release)
             refs.append(answer)
     pairs = [compare(x, y) for x, y in itertools.combinations(refs, 2)]
@@ -384,23 +415,35 @@ def analyse(assignment: str, class_answers: dict[str, dict[str, str]], course: P
     if release_path is None:
         raise FileNotFoundError(f"no release notebook for {assignment}")
     release = nbformat.read(release_path, as_version=4)
-    release_hashes = kgram_hashes(c.source for c in release.cells if c.cell_type == "code")
+    release_hashes = {kind: kgram_hashes((c.source for c in release.cells if c.cell_type == cell_type), kind)
+                      for kind, cell_type in (("code", "code"), ("text", "markdown"))}
     source = course_notebook(course, "source", assignment)
     solutions = _cells_by_id(nbformat.read(source, as_version=4)) if source else {}
     tests = exercise_tests(release)
     refs = reference_answers(assignment, release) if references else {}
     result = []
-    for cell in release.cells:
-        if not (is_answer_cell(cell) and cell.cell_type == "code"):
+    for index, cell in enumerate(release.cells):
+        if not (is_answer_cell(cell) and cell.cell_type in ("code", "markdown")):
             continue
+        kind = "code" if cell.cell_type == "code" else "text"
         gid = nbgrader_meta(cell)["grade_id"]
+        label = tests.get(gid, (gid,))[0] if kind == "code" else written_label(release.cells, index)
         by_student = {s: cells[gid] for s, cells in class_answers.items() if gid in cells}
-        exercise = analyse_exercise(assignment, gid, tests.get(gid, (gid,))[0], by_student, cell.source,
-                                    release_hashes, kgram_hashes(c.source for c in solutions.get(gid, [])), common)
+        exercise = analyse_exercise(assignment, gid, label, by_student, cell.source, release_hashes[kind],
+                                    kgram_hashes((c.source for c in solutions.get(gid, [])), kind), common, kind)
         exercise.unanswered = sorted(set(exercise.unanswered) | (set(class_answers) - set(by_student)))
-        exercise.expected = expected_level(exercise, refs.get(gid, []), cell.source, release_hashes)
+        exercise.expected = expected_level(exercise, refs.get(gid, []), cell.source, release_hashes[kind])
         result.append(exercise)
     return result
+
+
+def written_label(cells, index: int) -> str:
+    """'演習 73.4（記述）' from the nearest heading above a written answer cell that names the exercise."""
+    for cell in reversed(cells[:index]):
+        found = re.search(r"演習\s*(\d+\.\d+)", cell.source) if cell.cell_type == "markdown" else None
+        if found:
+            return f"演習 {found.group(1)}（記述）"
+    return nbgrader_meta(cells[index])["grade_id"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -425,13 +468,13 @@ def _ranges(slices) -> list[tuple[int, int]]:
 
 def _boilerplate_ranges(fp: CodeFingerprint, boilerplate: set[int]) -> list[tuple[int, int]]:
     """Where an answer's code is boilerplate (release, model solution, common code), in its own characters."""
-    if len(fp.filtered_code) < NOISE:
+    if len(fp.filtered_code) < fp.k:
         return []
-    idx = np.array([i for i, h in enumerate(hashed_kgrams(fp.filtered_code, NOISE)) if int(h) in boilerplate],
+    idx = np.array([i for i, h in enumerate(hashed_kgrams(fp.filtered_code, fp.k)) if int(h) in boilerplate],
                    dtype=np.int64)
     if len(idx) == 0:
         return []
-    slices = get_copied_slices(idx, NOISE)
+    slices = get_copied_slices(idx, fp.k)
     if len(fp.offsets) > 0:  # filtered -> original positions, as copydetect's compare_files does
         where = np.clip(np.searchsorted(fp.offsets[:, 0], slices), 0, len(fp.offsets) - 1)
         slices = slices + fp.offsets[:, 1][where]
@@ -463,6 +506,37 @@ def _code_html(answer: Answer, slices, boilerplate: set[int]) -> str:
                    for n, (kind, line) in enumerate(kinds, start=1))
 
 
+def _text_html(answer: Answer, slices, boilerplate: set[int]) -> str:
+    """A written answer, character by character: matching text marked, release/model/common text grey."""
+    fp, text = answer.counted, answer.source
+    kinds = [""] * len(text)
+    positions = fp.positions
+
+    def paint(ranges, kind):
+        for start, end in ranges:
+            end = min(end, len(positions))
+            if start < end:        # the characters between (spaces, punctuation) go with their neighbours
+                for i in range(int(positions[start]), int(positions[end - 1]) + 1):
+                    if kinds[i] != "c":
+                        kinds[i] = kind
+    paint(_boilerplate_ranges(fp, boilerplate), "c")
+    paint(_ranges(slices), "m")
+    lines, start = [], 0
+    for n, line in enumerate(text.split("\n"), start=1):
+        parts, i = [], 0
+        while i < len(line):
+            kind, j = kinds[start + i], i
+            while j < len(line) and kinds[start + j] == kind:
+                j += 1
+            piece = html.escape(line[i:j])
+            parts.append(f"<mark>{piece}</mark>" if kind == "m" else f'<span class="g">{piece}</span>' if kind == "c"
+                         else piece)
+            i = j
+        lines.append(f'<span class="l"><i>{n}</i>{"".join(parts) or " "}</span>')
+        start += len(line) + 1
+    return "".join(lines)
+
+
 CSS = """
 body{font-family:"IPAexGothic","Noto Sans CJK JP",system-ui,sans-serif;margin:1.2em 1.5em;color:#222;max-width:1600px}
 h1{font-size:1.5em;margin:0 0 .2em} h2{margin:1.4em 0 .4em;border-bottom:2px solid #444;font-size:1.25em}
@@ -479,9 +553,16 @@ pre{margin:0;font-size:12px;line-height:1.38;font-family:"DejaVu Sans Mono","IPA
 .l{display:block;padding-right:.6em;white-space:pre}
 .l i{display:inline-block;width:2.4em;color:#999;font-style:normal;text-align:right;padding-right:.7em;user-select:none}
 .l.m{background:#ffc4b8} .l.c{color:#a0a0a0} .problems td{background:#fff6d5}
+pre.t .l{white-space:pre-wrap} .l mark{background:#ffc4b8;color:inherit} .l .g{color:#a0a0a0}
 .tag{display:inline-block;padding:0 .45em;border-radius:4px;background:#b03a2e;color:#fff;font-size:.85em;white-space:nowrap}
 .swatch{display:inline-block;padding:0 .4em;border-radius:3px} a{color:#1a5fb4}
 """
+
+
+def _answer_html(ex: Exercise, student: str, slices) -> str:
+    if ex.kind == "text":
+        return f'<pre class="t">{_text_html(ex.answers[student], slices, ex.boilerplate)}</pre>'
+    return f"<pre>{_code_html(ex.answers[student], slices, ex.boilerplate)}</pre>"
 
 
 def _pct(x: float) -> str:
@@ -518,7 +599,10 @@ def render_html(results: dict[str, list[Exercise]], problems: list[Problem], thr
            '<span class="tag">above independent</span> is worth opening. Lines '
            '<span class="swatch l m" style="display:inline">highlighted</span> match the other answer; '
            '<span class="swatch l c" style="display:inline">grey</span> lines are release, model solution or common '
-           "code. A high score is a reason to look, not a verdict.</div>"]
+           "code. <b>Written answers</b> (記述) are compared the same way on their text (k = "
+           f"{TEXT_NOISE} characters): width, case, spacing, line breaks, punctuation and Markdown marks are ignored, "
+           "the question's own words are release; their matching passages are highlighted. "
+           "A high score is a reason to look, not a verdict.</div>"]
     out.append("<h2>Summary</h2><table><tr><th>assignment</th><th>exercise</th><th>answers</th><th>blank</th>"
                "<th>pairs listed</th><th>highest score</th><th>independent</th></tr>")
     for assignment, exercises in results.items():
@@ -555,8 +639,9 @@ def render_html(results: dict[str, list[Exercise]], problems: list[Problem], thr
                        f"{ref} {len(listed)} pair(s) from {_pct(threshold)}.</p>")
             if not listed:
                 continue
+            own = "own text" if ex.kind == "text" else "own code"
             out.append("<table><tr><th>#</th><th>student</th><th>student</th><th>score</th>"
-                       "<th>own code of first found in second</th><th>own code of second found in first</th>"
+                       f"<th>{own} of first found in second</th><th>{own} of second found in first</th>"
                        "<th>raw</th><th></th></tr>")
             for rank, p in enumerate(listed, start=1):
                 hot = _above(p, ex)
@@ -569,12 +654,12 @@ def render_html(results: dict[str, list[Exercise]], problems: list[Problem], thr
                 hot = _above(p, ex)
                 out.append(f'<details class="{"hot" if hot else ""}"{" open" if hot and rank <= 2 else ""}>'
                            f"<summary>#{rank} {name(p.a)} ↔ {name(p.b)}: score {_pct(p.score)} "
-                           f"(own code found: {_pct(p.share_a)} / {_pct(p.share_b)}), raw {_pct(p.raw)}</summary>"
+                           f"({own} found: {_pct(p.share_a)} / {_pct(p.share_b)}), raw {_pct(p.raw)}</summary>"
                            '<div class="side">'
                            f'<div><div class="who">{name(p.a)}</div>'
-                           f"<pre>{_code_html(ex.answers[p.a], p.slices_a, ex.boilerplate)}</pre></div>"
+                           f"{_answer_html(ex, p.a, p.slices_a)}</div>"
                            f'<div><div class="who">{name(p.b)}</div>'
-                           f"<pre>{_code_html(ex.answers[p.b], p.slices_b, ex.boilerplate)}</pre></div>"
+                           f"{_answer_html(ex, p.b, p.slices_b)}</div>"
                            "</div></details>")
     out.append("</body></html>")
     return "\n".join(out)

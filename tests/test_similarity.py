@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import html
 import io
 import json
 import re
@@ -187,7 +188,10 @@ class TestClass:
 
     def __init__(self, assignment: str):
         self.assignment = assignment
-        solutions = {gid: _strip_markers(text) for gid, text in similarity.model_solutions(assignment).items()}
+        code = {nbgrader_meta(c)["grade_id"] for c in nbformat.read(release_notebook(assignment), as_version=4).cells
+                if is_answer_cell(c) and c.cell_type == "code"}          # written answers: see build_written_class
+        solutions = {gid: _strip_markers(text) for gid, text in similarity.model_solutions(assignment).items()
+                     if gid in code}
         # answers written independently of the model solution first (aoki's, the corpus's right answers),
         # then chiba's mistakes and the corpus's wrong answers (edits of the model solution)
         sample = similarity.read_class(SAMPLE, assignment)[0]
@@ -259,7 +263,7 @@ class TestClass:
 def ranking(test_class: TestClass, exercises, score=lambda pair: pair.score) -> dict[str, tuple[list, list]]:
     """{grade_id: (planted pairs lowest first, independent pairs highest first)}, each [(score, a, b)]."""
     table = {}
-    for ex in exercises:
+    for ex in (e for e in exercises if e.kind == "code"):    # written answers: build_written_class
         planted = sorted((score(p), p.a, p.b) for p in ex.pairs if test_class.planted(ex.grade_id, p.a, p.b))
         independent = sorted(((score(p), p.a, p.b) for p in ex.pairs
                               if not test_class.planted(ex.grade_id, p.a, p.b)), reverse=True)
@@ -484,7 +488,159 @@ def test_sample_class_report(tmp_path):
     assert similarity.main(["--course", str(ROOT / "examples"), "--out", str(out)]) == 0
     page = (out / "similarity.html").read_text(encoding="utf-8")
     answers = sum(1 for a in assignments() for c in nbformat.read(release_notebook(a), as_version=4).cells
-                  if is_answer_cell(c) and c.cell_type == "code")   # written answers are not compared
+                  if is_answer_cell(c))                             # code and written answers
     assert page.count("<h3 id=") == answers
     rows = (out / "similarity.csv").read_text(encoding="utf-8").splitlines()
     assert len(rows) == 1 + answers   # aoki and chiba answer everything, baba hands in the blank release
+
+
+# ---------------------------------------------------------------------------------------------
+# written answers (Markdown answer cells, graded by hand)
+
+# One more independent answer to every written question, in words of its own (the sample class has aoki's
+# full answers and chiba's thin ones).
+OWN_WRITTEN = {
+    "ex70_5-answer": "η を 0.39 にしてもまだ損失は減り、0.41 では 40 歩のうちに大きくなりました。境目は step_limits の "
+                     "largest（約 0.397）とほぼ重なっています。\n\n1 次の近似は曲面を平面とみなしますが、実際の損失には "
+                     "曲率の項 η²φ''/2 が残ります。学習率を上げるとこの項が η の 2 乗で効いてきて、いちばん急に曲がる方向では "
+                     "1 歩ごとに誤差が 1 − ηλ 倍されます。ηλ が 2 を超えると絶対値が 1 を超え、振動しながら膨らんでいきます。",
+    "ex70_6-answer": "中心差分ではパラメータ 1 つにつき損失の評価が 2 回要るので、n 個なら 2n 回です。しかも 1 回の評価が "
+                     "ネットワーク全体の順伝播なので、100 万パラメータでは 1 回の更新に順伝播 200 万回ぶんかかり、"
+                     "逆伝播（順伝播のおよそ数倍で全勾配）とは比べものになりません。\n\n役に立つのは、自分で書いた backward の "
+                     "検算です。小さな入力で両者の相対誤差を見れば、実装の誤りが分かります。",
+    "ex71_4-answer": "損失がスカラーなので、VJP を 1 回流せば 100 万個の偏微分が同時にそろいます。JVP は入力の方向を 1 つ "
+                     "選ぶたびに 1 本の方向微分しか返さないので、同じものを得るには 100 万回の伝播が要ります。\n\n"
+                     "引き換えに、逆向きに進むときに使う中間結果（各層の入力など）を順伝播の間ずっと保存しておく必要があり、"
+                     "メモリを多く使います。",
+    "ex71_5-answer": "入力は時刻の 1 つだけで出力が 1000 個なので、フォワードモードが向いています。接ベクトルとして dt = 1 を "
+                     "流す 1 回の伝播で、1000 個の位置すべての微分が得られます。リバースモードは出力 1 つごとに 1 回の逆伝播に "
+                     "なるので、1000 回繰り返すことになります。",
+    "ex72_5-answer": "先にグラフを固定するやり方では、どの枝を通るかが x の値しだいなのに、組み立ての時点では値がありません。"
+                     "2 乗の枝か符号反転の枝のどちらかしかグラフに入れられず、compile したグラフは入力が変わっても同じ計算を"
+                     "するので、符号によっては答えが合いません。\n\n実行しながらグラフを作る方式なら、その回の入力で実際に"
+                     "選ばれた演算だけが記録されるので、分岐も普通の Python のまま書けます。",
+    "ex72_6-answer": "たとえば 3 と 3 を足すグラフで、値が同じ定数ノードを 2 つ作ったとします。値で同一かどうかを見ると "
+                     "2 つ目のノードがすでに訪れたものと扱われ、トポロジカル順から落ちてしまいます。すると順伝播でそのノードの "
+                     "値が設定されず、逆伝播でも片方にしか grad が積まれません。別々のオブジェクトかどうかは id でしか判定"
+                     "できません。",
+    "ex73_4-answer": "確認できたのは、その点での各パラメータの解析的な勾配が、有限差分による近似と相対誤差の範囲で合っている"
+                     "ことだけです。\n\n確認できていないのは、まずモデルそのものが正しい式になっているかどうか（ノードの"
+                     "つなぎ間違いは両方の勾配に同じように入ります）。次に、調べなかった別の入力や別の初期値でも合うかどうか"
+                     "です（たとえば ReLU の 0 付近）。",
+    "ex73_5-answer": "1. 種がすべて 1 なので、出力の要素を全部足したスカラーを各パラメータで微分した値が grad に入ります。\n"
+                     "2. 種を v にすると、v と出力の内積 v·y をパラメータで微分した値、つまりベクトルとヤコビ行列の積 vᵀJ "
+                     "が得られます。これは Notebook 71 の VJP そのもので、1 回の逆伝播で 1 本の VJP が求まります。",
+}
+WRITTEN_ASSIGNMENTS = ("70_derivatives", "71_chain_rule", "72_computational_graph", "73_backprop_scalar")
+
+
+def written_answers(student: str, assignment: str) -> dict[str, str]:
+    nb = nbformat.read(SAMPLE / student / assignment / f"{assignment}.ipynb", as_version=4)
+    return {nbgrader_meta(c)["grade_id"]: c.source for c in nb.cells if is_answer_cell(c) and c.cell_type == "markdown"}
+
+
+def sentences(text: str) -> list[str]:
+    return [s + "。" for s in re.split(r"。\s*", text.strip()) if s.strip()]
+
+
+OWN_ENDING = "授業で扱った小さな例を手で計算して確かめたので、この説明で合っていると考えています。"
+
+
+def first_half(text: str) -> str:
+    """The first sentences of text, at least half of it."""
+    out = ""
+    for sentence in sentences(text):
+        out += sentence
+        if len(out) * 2 >= len(text):
+            break
+    return out
+
+
+def disguise(text: str) -> str:
+    """What a copier does to prose: the sentences in another order, other line breaks and spacing, full-width
+    digits and Latin letters, other punctuation."""
+    parts = sentences(text)
+    parts = parts[1::2] + parts[0::2]
+    wide = str.maketrans({c: chr(ord(c) + 0xFEE0) for c in "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"})
+    return "\n".join(p.translate(wide).replace("、", "， ").replace("。", "．") for p in parts)
+
+
+@pytest.fixture(scope="module")
+def written_class(tmp_path_factory):
+    return build_written_class(tmp_path_factory.mktemp("written"))
+
+
+def build_written_class(course: Path):
+    """aoki, chiba and own (independent); exact, disguised and partial copies of aoki's (partial: the first
+    sentences, at least half of the text, then a sentence of the copier's own). Reported on."""
+    sources = {"aoki": {"A"}, "chiba": {"C"}, "own": {"O"}, "exact": {"A"}, "disguised": {"A"}, "partial": {"A"}}
+    for assignment in WRITTEN_ASSIGNMENTS:
+        aoki, chiba = written_answers("aoki", assignment), written_answers("chiba", assignment)
+        for student in sources:
+            cells = {}
+            for gid in aoki:
+                cells[gid] = {"aoki": aoki[gid], "chiba": chiba[gid], "own": OWN_WRITTEN[gid], "exact": aoki[gid],
+                              "disguised": disguise(aoki[gid]), "partial": first_half(aoki[gid]) + "\n\n" + OWN_ENDING,
+                              }[student]
+            folder = course / "submitted" / student / assignment
+            folder.mkdir(parents=True)
+            nb = filled_release(assignment, {})
+            for cell in nb.cells:
+                gid = nbgrader_meta(cell).get("grade_id")
+                if gid in cells:
+                    cell.source = cells[gid]
+            nbformat.write(nb, folder / f"{assignment}.ipynb")
+    results, problems = similarity.run(course, list(WRITTEN_ASSIGNMENTS), course / "report")
+    return course, sources, results, problems
+
+
+def test_written_copies_rank_above_independent_written_answers(written_class):
+    course, sources, results, problems = written_class
+    assert problems == []
+    failures, seen = [], 0
+    for assignment in WRITTEN_ASSIGNMENTS:
+        for ex in (e for e in results[assignment] if e.kind == "text"):
+            seen += 1
+            assert re.fullmatch(r"演習 \d+\.\d+（記述）", ex.label), ex.label
+            planted = [p for p in ex.pairs if sources[p.a] & sources[p.b]]
+            independent = [p for p in ex.pairs if not sources[p.a] & sources[p.b]]
+            assert len(planted) == 6 and len(independent) == 9, (ex.grade_id, len(planted), len(independent))
+            low = min(planted, key=lambda p: p.score)
+            high = max(independent, key=lambda p: p.score)
+            if low.score <= high.score or low.score < similarity.THRESHOLD:
+                failures.append(f"{ex.grade_id}: planted {low.a}~{low.b} {low.score:.2f}, "
+                                f"independent {high.a}~{high.b} {high.score:.2f}")
+            exact = next(p for p in ex.pairs if {p.a, p.b} == {"aoki", "exact"})
+            assert exact.share_a == pytest.approx(1.0) == exact.share_b, (ex.grade_id, exact)
+    assert seen == 8
+    assert not failures, failures
+
+
+def test_the_written_disguise_is_real():
+    text = written_answers("aoki", "73_backprop_scalar")["ex73_4-answer"]
+    changed = disguise(text)
+    assert difflib.SequenceMatcher(None, text, changed, autojunk=False).ratio() < 0.6
+    assert similarity.normalise_text(changed)[0] != similarity.normalise_text(text)[0]   # reordered, not equal
+
+
+def test_written_highlights_mark_the_copied_sentences(written_class):
+    course, _, results, _ = written_class
+    ex = next(e for e in results["73_backprop_scalar"] if e.grade_id == "ex73_4-answer")
+    pair = next(p for p in ex.pairs if {p.a, p.b} == {"aoki", "partial"})
+    slices = pair.slices_a if pair.a == "partial" else pair.slices_b
+    page = similarity._text_html(ex.answers["partial"], slices, ex.boilerplate)
+    marked = "".join(re.findall(r"<mark>(.*?)</mark>", page))
+    first = sentences(written_answers("aoki", "73_backprop_scalar")["ex73_4-answer"])[0]
+    assert html.unescape(first[:-1]) in html.unescape(marked)      # aoki's sentence, copied: marked
+    assert OWN_ENDING[:10] not in html.unescape(marked)              # the copier's own words: not marked
+    report = (course / "report" / "similarity.html").read_text(encoding="utf-8")
+    assert '<pre class="t">' in report and "<mark>" in report and "演習 73.4（記述）" in report
+
+
+def test_without_text_normalisation_disguised_written_copies_slip_under(tmp_path, monkeypatch):
+    monkeypatch.setattr(similarity, "normalise_text",
+                        lambda text: (text, np.arange(len(text), dtype=np.int64)))     # the raw text
+    _, sources, results, _ = build_written_class(tmp_path)
+    slipped = [ex.grade_id for a in WRITTEN_ASSIGNMENTS for ex in results[a] if ex.kind == "text"
+               for p in ex.pairs if {p.a, p.b} == {"aoki", "disguised"} and p.score < similarity.THRESHOLD]
+    assert len(slipped) >= 4, slipped
