@@ -27,6 +27,8 @@ import asyncio
 import csv
 import os
 import shutil
+import socket
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -126,47 +128,74 @@ def unmount(path: str | Path) -> None:
             subprocess.run([_tool("umount"), "-l", str(path)], capture_output=True)
 
 
+MOUNT_OPTIONS = "loop,nodev,nosuid,discard"     # discard: space freed in a home is freed on the host too
+SLACK = 1 << 20      # the image's last MiB stays zeros: no signature a student writes there (md RAID) is probed
+
+
+class HomeNotMoved(OSError):
+    """A home from before the limit could not be moved into its filesystem (left as it was)."""
+
+
+def _make_image(image: Path, size: int, uid: int) -> None:
+    """A sparse file of `size` bytes holding an ext4 filesystem SLACK smaller, its root owned by uid."""
+    with open(image, "xb") as f:
+        f.truncate(size)
+    os.chmod(image, 0o600)
+    proc = subprocess.run([_tool("mkfs.ext4"), "-q", "-F", "-m", "0", "-E", f"root_owner={uid}:{uid}", str(image),
+                           f"{max(size - SLACK, 0) // 1024}k"], capture_output=True, text=True)
+    if proc.returncode:
+        raise OSError(f"mkfs.ext4 {image}: {proc.stderr.strip() or proc.returncode}")
+
+
 def _copy_in(image: Path, home: Path) -> None:
-    """Copy a home's files into its new filesystem; the old folder is kept beside the image."""
-    staging = image.with_suffix(".copying")
+    """Copy a home's files into the filesystem in `image` (not yet mounted anywhere)."""
+    staging = image.with_name(image.name + ".copying")
     staging.mkdir(exist_ok=True)
     try:
-        _mount("-o", "loop,nodev,nosuid", str(image), str(staging))
+        _mount("-t", "ext4", "-o", MOUNT_OPTIONS, str(image), str(staging))
+        try:
+            os.rmdir(staging / "lost+found")   # the home may have a "lost+found" of its own
+        except OSError:
+            pass
         proc = subprocess.run([_tool("cp"), "-a", f"{home}/.", str(staging)], capture_output=True, text=True)
     finally:
         unmount(staging)
         staging.rmdir()
     if proc.returncode:
-        raise OSError(f"copying {home} into its new filesystem: {proc.stderr.strip()[:300]}")
-    home.rename(image.with_suffix(".before-limit"))
-    home.mkdir()
+        raise HomeNotMoved(f"copying {home} into its own filesystem: {proc.stderr.strip()[:300]}")
 
 
 def mount_home(image: Path, home: Path, size: int, uid: int) -> None:
     """Mount over `home` an ext4 filesystem of `size` bytes kept in the (sparse) file `image`, made on first use.
 
-    Files of a home from before the limit are copied in, and the old folder is kept beside the image."""
+    The image gets its name only when it is whole (made, and an older home's files copied in); the older
+    home's folder is then kept as <image>.before-limit. A home whose files do not fit raises HomeNotMoved and
+    is left as it was."""
     if os.path.ismount(home):
         return
     home.mkdir(parents=True, exist_ok=True)
-    fresh = not image.exists()
-    if fresh:
+    if not image.exists():
         image.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(image.parent, 0o700)
-        with open(image, "xb") as f:
-            f.truncate(size)
-        try:                                   # an image that is not a whole filesystem is never left behind
-            os.chmod(image, 0o600)
-            proc = subprocess.run([_tool("mkfs.ext4"), "-q", "-F", "-m", "0", "-E", f"root_owner={uid}:{uid}",
-                                   str(image)], capture_output=True, text=True)
-            if proc.returncode:
-                raise OSError(f"mkfs.ext4 {image}: {proc.stderr.strip() or proc.returncode}")
-            if any(home.iterdir()):
-                _copy_in(image, home)
+        partial = image.with_name(image.name + ".new")
+        unmount(image.with_name(image.name + ".new.copying"))   # left by a hub that stopped half-way
+        partial.unlink(missing_ok=True)
+        try:
+            _make_image(partial, size, uid)
+            moving = any(home.iterdir())
+            if moving:
+                _copy_in(partial, home)
         except BaseException:
-            image.unlink(missing_ok=True)
+            partial.unlink(missing_ok=True)
             raise
-    _mount("-o", "loop,nodev,nosuid", str(image), str(home))
+        partial.rename(image)
+        if moving:
+            home.rename(image.with_name(image.name + ".before-limit"))
+            home.mkdir()
+        fresh = True
+    else:
+        fresh = False
+    _mount("-t", "ext4", "-o", MOUNT_OPTIONS, str(image), str(home))
     if fresh:                                  # mkfs's lost+found: the student's file browser need not show it
         try:                                   # (only before the student ever had the home: rmdir, no following)
             os.rmdir(home / "lost+found")
@@ -175,23 +204,40 @@ def mount_home(image: Path, home: Path, size: int, uid: int) -> None:
 
 
 class Relay:
-    """A loopback TCP port in the hub's network namespace that forwards to a server's Unix socket."""
+    """A loopback TCP port in the hub's network namespace that forwards to a server's Unix socket.
 
-    def __init__(self, socket_path: str):
-        self.socket_path = socket_path
+    The socket lives in a folder its server's user writes: the relay forwards only to a socket held by that
+    user (SO_PEERCRED), and closing the relay closes every connection it carries."""
+
+    def __init__(self, socket_path: str, uid: int):
+        self.socket_path, self.uid = socket_path, uid
         self.server: asyncio.base_events.Server | None = None
         self.port = 0
+        self.writers: set = set()
 
     async def start(self) -> int:
         self.server = await asyncio.start_server(self._client, "127.0.0.1", 0)
         self.port = self.server.sockets[0].getsockname()[1]
         return self.port
 
+    def _peer_uid(self, writer) -> int:
+        sock = writer.get_extra_info("socket")
+        _, uid, _ = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+        return uid
+
     async def _client(self, reader, writer):
+        self.writers.add(writer)
         try:
             up_reader, up_writer = await asyncio.open_unix_connection(self.socket_path)
         except OSError:
             writer.close()
+            self.writers.discard(writer)
+            return
+        self.writers.add(up_writer)
+        if self._peer_uid(up_writer) != self.uid:       # a link or another user's socket put in its place
+            for w in (writer, up_writer):
+                w.close()
+                self.writers.discard(w)
             return
 
         async def pipe(src, dst):
@@ -206,6 +252,7 @@ class Relay:
                     dst.close()
                 except OSError:
                     pass
+                self.writers.discard(dst)
 
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
@@ -213,6 +260,9 @@ class Relay:
         if self.server:
             self.server.close()
             self.server = None
+        for writer in list(self.writers):          # open connections too: nothing of a stopped server stays queued
+            writer.transport.abort()
+        self.writers.clear()
 
 
 class CourseSpawner(SimpleLocalProcessSpawner):
@@ -329,6 +379,9 @@ class CourseSpawner(SimpleLocalProcessSpawner):
         if self.root and self.home_limit:
             try:
                 mount_home(self._home_image(), home, self.home_limit, uid)
+            except HomeNotMoved as exc:       # the student is not stuck: this start goes without the limit
+                self.log.warning("%s's home keeps no size limit for now: %s (next start tries again)",
+                                 self.user.name, exc)
             except OSError as exc:
                 raise RuntimeError(f"{self.user.name}'s home could not get its size limit ({exc}); "
                                    "set NEURAL_HUB_HOME_MB=0 to run without one") from exc
@@ -357,8 +410,8 @@ class CourseSpawner(SimpleLocalProcessSpawner):
         if self.root:
             os.chown(folder, uid, uid)
             if limit:     # a student's server writes here: its socket, kernels' connection files and sockets
-                _mount("-t", "tmpfs", "-o", f"size={limit},mode=0700,uid={uid},gid={uid},nodev,nosuid,noexec",
-                       "tmpfs", str(folder))
+                _mount("-t", "tmpfs", "-o", f"size={limit},nr_inodes=4096,mode=0700,uid={uid},gid={uid},nodev,"
+                       "nosuid,noexec", "tmpfs", str(folder))
 
     def _home_image(self) -> Path:
         return Path(self.homes_dir).parent / "home-images" / f"{self.user.name}.ext4"
@@ -394,7 +447,8 @@ class CourseSpawner(SimpleLocalProcessSpawner):
         singleuser = [sys.executable, "-m", "jupyterhub.singleuser"]
         if self.user.name not in self.instructors and self.user.name not in self.students:
             raise RuntimeError(f"{self.user.name} is neither an instructor nor a student of this course")
-        self._relay = Relay(str(self._server_dir() / "server.sock"))
+        uid = self._student_uid() if self.root and not self.is_instructor else os.geteuid()
+        self._relay = Relay(str(self._server_dir() / "server.sock"), uid)
         port = await self._relay.start()
         self.port = port
         if self.is_instructor:
@@ -407,7 +461,7 @@ class CourseSpawner(SimpleLocalProcessSpawner):
             self.popen_kwargs = {}
             await super().start()
             return f"http://127.0.0.1:{port}"
-        self._prepare_student()
+        await asyncio.to_thread(self._prepare_student)      # mkfs, mount: never in the hub's event loop
         self._cgroup = sandbox.Cgroup.create(f"hub-{self.user.name}", self.memory_limit, self.pids_limit,
                                              float(self.cpu_limit))
         tail = (sandbox.drop_to(self._student_uid()) if self.root else []) + [sandbox.python(), "-m",
@@ -447,8 +501,8 @@ class CourseSpawner(SimpleLocalProcessSpawner):
                 self._cgroup.remove()
                 self._cgroup = None
             if self.root and not self.is_instructor:
-                unmount(self._server_dir())
-                unmount(self.home_dir)
+                await asyncio.to_thread(unmount, self._server_dir())
+                await asyncio.to_thread(unmount, self.home_dir)
 
 
 # -- grades.csv with the submission time and lateness ----------------------------------------------------
