@@ -24,7 +24,9 @@ mode "full": run to the last graded test cell of the notebook (what follows cann
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -100,9 +102,17 @@ def submission_variant(key: str, cells: list[Cell], answers: dict[str, str]) -> 
 
 
 def run_variants(assignment: str, variants: list[Variant], root: Path = ROOT, cell_timeout: float = CELL_TIMEOUT,
-                 variant_deadline: float = 300, sandboxed: bool = True) -> dict[str, Verdict]:
+                 variant_deadline: float = 300, sandboxed: bool = True, jobs: int | None = None) -> dict[str, Verdict]:
     """Grade every variant of one notebook with the judge; {key: Verdict}. Each variant has
-    cell_timeout seconds per cell and variant_deadline seconds in all (then it counts as timed out)."""
+    cell_timeout seconds per cell and variant_deadline seconds in all (then it counts as timed out).
+    The variants are shared among `jobs` sessions at a time (default: the machine's cores, at most 2)."""
+    jobs = max(1, min(jobs or min(2, os.cpu_count() or 1), len(variants)))
+    if jobs > 1:       # each session runs the notebook once and forks for its share of the variants
+        with ThreadPoolExecutor(jobs) as pool:
+            parts = pool.map(lambda share: run_variants(assignment, share, root, cell_timeout, variant_deadline,
+                                                        sandboxed, jobs=1),
+                             [variants[i::jobs] for i in range(jobs)])
+            return {key: verdict for part in parts for key, verdict in part.items()}
     cells = plan(assignment, root)
     last_test = max((i for i, c in enumerate(cells) if c.kind == "test"), default=len(cells) - 1)
     cells = cells[:last_test + 1]        # what follows the last graded test cannot change a verdict
