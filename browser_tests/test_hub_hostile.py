@@ -76,6 +76,27 @@ def stamp(delta_hours=0):
 '''.format(old=OLD_EXCHANGE)
 
 
+# A student's own view of a limit: write a file MB by MB until refused; the MB written (the file removed after).
+FILL = '''
+import os
+def fill(path, limit_mb):
+    written = 0
+    try:
+        with open(path, "wb") as f:
+            for _ in range(limit_mb):
+                f.write(b"h" * 2**20)
+                f.flush()
+                os.fsync(f.fileno())
+                written += 2**20
+    except OSError as e:
+        print(type(e).__name__, e.errno)
+    finally:
+        if os.path.exists(path):
+            os.remove(path)
+    return written >> 20
+'''
+
+
 class Scenario:
     """Everything the attacks and the instructor did, for the cases to check."""
 
@@ -336,44 +357,10 @@ code = ("import threading, time\\nok = 0\\ntry:\\n    for _ in range(600):\\n"
 p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
 print(p.stdout.strip(), p.stderr.strip()[-200:])
 ''')
-    s.out["tmp"] = baba.run('''
-import os
-written = 0
-try:
-    with open("/tmp/fill", "wb") as f:
-        for _ in range(400):
-            f.write(b"t" * 2**20)
-            f.flush()
-            written += 2**20
-except OSError as e:
-    print(type(e).__name__)
-finally:
-    if os.path.exists("/tmp/fill"):
-        os.remove("/tmp/fill")
-print("written MB", written >> 20)
-''')
+    s.out["tmp"] = baba.run(FILL + 'print("written MB", fill("/tmp/fill", 400))')
     # -- baba fills the home and the server's folder: the machine's disk is not theirs to fill ---------------------
-    fill = '''
-import os
-def fill(path, limit_mb):
-    written = 0
-    try:
-        with open(path, "wb") as f:
-            for _ in range(limit_mb):
-                f.write(b"h" * 2**20)
-                f.flush()
-                os.fsync(f.fileno())
-                written += 2**20
-    except OSError as e:
-        print(type(e).__name__, e.errno)
-    finally:
-        if os.path.exists(path):
-            os.remove(path)
-    return written >> 20
-print("home written MB", fill(os.path.expanduser("~/fill"), 400))
-print("server written MB", fill("/run/jupyter-server/fill", 100))
-'''
-    s.out["home"] = baba.run(fill)
+    s.out["home"] = baba.run(FILL + 'print("home written MB", fill(os.path.expanduser("~/fill"), 400))\n'
+                                   'print("server written MB", fill("/run/jupyter-server/fill", 100))')
     s.out["aoki home after"] = aoki.run('open("after.txt", "w").write("x" * 2**20)\nprint("aoki saved")')
     # -- another account of the machine (not a hub user) reads the course and the hub's state -----------------------
     targets = [s.course / "gradebook.db", s.course / "source" / A73 / f"{A73}.ipynb", s.state / "jupyterhub.sqlite",

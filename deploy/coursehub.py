@@ -174,7 +174,8 @@ def mount_home(image: Path, home: Path, size: int, uid: int) -> None:
     if os.path.ismount(home):
         return
     home.mkdir(parents=True, exist_ok=True)
-    if not image.exists():
+    fresh = not image.exists()
+    if fresh:
         image.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(image.parent, 0o700)
         partial = image.with_name(image.name + ".new")
@@ -192,9 +193,6 @@ def mount_home(image: Path, home: Path, size: int, uid: int) -> None:
         if moving:
             home.rename(image.with_name(image.name + ".before-limit"))
             home.mkdir()
-        fresh = True
-    else:
-        fresh = False
     _mount("-t", "ext4", "-o", MOUNT_OPTIONS, str(image), str(home))
     if fresh:                                  # mkfs's lost+found: the student's file browser need not show it
         try:                                   # (only before the student ever had the home: rmdir, no following)
@@ -304,6 +302,10 @@ class CourseSpawner(SimpleLocalProcessSpawner):
     def _student_uid(self) -> int:
         return student_uids(self.students)[self.user.name]
 
+    def _server_uid(self) -> int:
+        """The user id the server runs as: a student's own as root, else the hub's."""
+        return self._student_uid() if self.root and not self.is_instructor else os.geteuid()
+
     @property
     def home_inside(self) -> str:
         return f"/home/{self.user.name}"
@@ -373,7 +375,7 @@ class CourseSpawner(SimpleLocalProcessSpawner):
     # -- students' folders ------------------------------------------------------------------------------
 
     def _prepare_student(self) -> None:
-        uid = self._student_uid() if self.root else os.geteuid()
+        uid = self._server_uid()
         home = Path(self.home_dir)
         home.mkdir(parents=True, exist_ok=True)
         if self.root and self.home_limit:
@@ -447,8 +449,7 @@ class CourseSpawner(SimpleLocalProcessSpawner):
         singleuser = [sys.executable, "-m", "jupyterhub.singleuser"]
         if self.user.name not in self.instructors and self.user.name not in self.students:
             raise RuntimeError(f"{self.user.name} is neither an instructor nor a student of this course")
-        uid = self._student_uid() if self.root and not self.is_instructor else os.geteuid()
-        self._relay = Relay(str(self._server_dir() / "server.sock"), uid)
+        self._relay = Relay(str(self._server_dir() / "server.sock"), self._server_uid())
         port = await self._relay.start()
         self.port = port
         if self.is_instructor:

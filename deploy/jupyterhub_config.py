@@ -175,11 +175,12 @@ c.CourseSpawner.memory_limit = _mb("NEURAL_HUB_MEMORY_MB", 2048)
 c.CourseSpawner.pids_limit = int(os.environ.get("NEURAL_HUB_PIDS", "256"))
 c.CourseSpawner.tmp_limit = _mb("NEURAL_HUB_TMP_MB", 256)
 c.CourseSpawner.home_limit = home_limit = _mb("NEURAL_HUB_HOME_MB", 1024)
-if root and home_limit and shutil.disk_usage(state).free < len(students) * home_limit:
+free = shutil.disk_usage(state).free
+if root and home_limit and free < len(students) * home_limit:
     # the homes' images are sparse: they take what students write, up to their size
     print(f"[neural-hub] warning: {len(students)} homes of {home_limit >> 20} MiB may take "
-          f"{len(students) * home_limit / 2**30:.1f} GiB; {state} has {shutil.disk_usage(state).free / 2**30:.1f} GiB "
-          "free. A full disk stops every home and the hub's database.", file=sys.stderr)
+          f"{len(students) * home_limit / 2**30:.1f} GiB; {state} has {free / 2**30:.1f} GiB free. "
+          "A full disk stops every home and the hub's database.", file=sys.stderr)
 c.CourseSpawner.expose_app = os.environ.get("NEURAL_HUB_EXPOSE_APP") == "1"
 c.Spawner.default_url = "/lab"
 c.Spawner.start_timeout = 120
